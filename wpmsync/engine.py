@@ -1,0 +1,155 @@
+"""The operations the triggers, the manual actions and the CLI call.
+
+One ``Engine`` is one connection to one network. Each operation validates its input first
+(unknown or foreign sites and users, bad ids, odd roles, broken options raise before any write),
+then plans, then writes batch by batch.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from . import memberships, removals, settings
+from .config import Config
+from .db import connect, transaction
+from .errors import InputError
+from .memberships import Batch, Outcome
+from .replication import replicate_role
+from .schema import REMOVED_META_KEY, Network
+
+Progress = Callable[[int, int], None]
+
+
+class Engine:
+    """Sync operations on the network named by ``config``."""
+
+    def __init__(self, config: Config, conn: Any = None) -> None:
+        self.config = config
+        self.conn = conn if conn is not None else connect(config)
+        self.network = Network.load(self.conn, config)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- 1. new user -------------------------------------------------------------------
+    def add_user_to_all_sites(self, user_id: Any, *, force: bool = False,
+                              dry_run: bool = False) -> Outcome:
+        """New-user trigger: the user joins every live site (the main site included) where it is
+        not a member yet, with each site's default role."""
+        user = self.network.require_user(self.conn, user_id)
+        outcome = Outcome(dry_run=dry_run)
+        if user.super_admin:
+            outcome.skip("super admins are never added as members", user_id=user.user_id)
+            return outcome
+        if user.spam or user.deleted:
+            outcome.skip("user is flagged spam or deleted", user_id=user.user_id)
+            return outcome
+        blog_ids = [s.blog_id for s in self.network.live_sites()]
+        return self._sync(blog_ids, force, dry_run, None, user.user_id, user.user_id)
+
+    # -- 2. new site -------------------------------------------------------------------
+    def add_all_users_to_site(self, blog_id: Any, *, force: bool = False, dry_run: bool = False,
+                              progress: Progress | None = None) -> Outcome:
+        """New-site trigger (and one site's "pull in every network user")."""
+        site = self.network.require_live_site(blog_id)
+        return self._sync([site.blog_id], force, dry_run, progress)
+
+    # -- 3. sync from scratch / selected sites -----------------------------------------
+    def sync_sites(self, blog_ids: Iterable[Any] | None = None, *, force: bool = False,
+                   dry_run: bool = False, progress: Progress | None = None) -> Outcome:
+        """Every selected site (``None``: every live site) receives every user not yet a member.
+        Existing memberships and roles are never changed."""
+        if blog_ids is None:
+            ids = [s.blog_id for s in self.network.live_sites()]
+        else:
+            ids = memberships.require_blog_ids(self.network, blog_ids)
+        return self._sync(ids, force, dry_run, progress)
+
+    def plan_batches(self, blog_ids: Iterable[int], *, force: bool = False) -> list[Batch]:
+        """The batches of a sync (one site × one user-id range each), for a queue to run."""
+        ranges = memberships.user_ranges(self.conn, self.network, self.config.batch_size)
+        return memberships.make_batches(blog_ids, ranges, force)
+
+    def prepare(self, blog_ids: Iterable[int], *, force: bool = False) -> Outcome:
+        """Run once per sync job before its batches fan out: decides ``primary_blog``."""
+        return memberships.assign_primary_blogs(self.conn, self.network, blog_ids, force=force)
+
+    def run_batch(self, batch: Batch) -> Outcome:
+        """One batch; running it twice writes nothing the second time."""
+        return memberships.apply_batch(self.conn, self.network, batch)
+
+    def _sync(self, blog_ids: list[int], force: bool, dry_run: bool, progress: Progress | None,
+              first_user: int = 1, last_user: int = memberships.MAX_USER_ID) -> Outcome:
+        if dry_run:
+            return memberships.preview(self.conn, self.network, blog_ids, force=force,
+                                       first_user=first_user, last_user=last_user, progress=progress)
+        outcome = memberships.assign_primary_blogs(self.conn, self.network, blog_ids, force=force,
+                                                   first_user=first_user, last_user=last_user)
+        if first_user == last_user:  # one user: one batch over all its sites
+            batches = [Batch(tuple(blog_ids), first_user, last_user, force)]
+        else:
+            batches = self.plan_batches(blog_ids, force=force)
+        for done, batch in enumerate(batches, 1):
+            outcome.merge(self.run_batch(batch))
+            if progress:
+                progress(done, len(batches))
+        return outcome
+
+    # -- 4. role replication -----------------------------------------------------------
+    def replicate_role(self, user_id: Any, role: Any, from_blog: Any, actor: Any = None, *,
+                       dry_run: bool = False) -> Outcome:
+        return replicate_role(self.conn, self.network, user_id, role, from_blog, actor,
+                              dry_run=dry_run)
+
+    # -- 6. settings -------------------------------------------------------------------
+    def settings(self) -> dict[str, bool]:
+        return settings.read(self.conn, self.network)
+
+    def change_settings(self, **changes: Any) -> dict[str, bool]:
+        return settings.write(self.conn, self.network, changes)
+
+    # -- removals (recorded through hooks) -----------------------------------------------
+    def record_removal(self, user_id: Any, blog_id: Any) -> list[int]:
+        user = self.network.require_user(self.conn, user_id)
+        site = self.network.require_site(blog_id)
+        return removals.record(self.conn, self.network, user.user_id, site.blog_id)
+
+    def forget_removal(self, user_id: Any, blog_id: Any) -> list[int]:
+        user = self.network.require_user(self.conn, user_id)
+        site = self.network.require_site(blog_id)
+        return removals.forget(self.conn, self.network, user.user_id, site.blog_id)
+
+    # -- 7. uninstall ------------------------------------------------------------------
+    def uninstall(self) -> dict[str, Any]:
+        """Remove our configuration and tables; never a user, a membership or a role."""
+        tables = self.network.tables
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
+                "AND table_name LIKE %s",
+                (tables.prefix.replace("_", "\\_") + "wpmsync\\_%",),
+            )
+            own = sorted(r[0] for r in cur.fetchall())
+        with transaction(self.conn) as cur:
+            switches = settings.delete_all(cur, self.network)
+            records = cur.execute(f"DELETE FROM {tables.usermeta} WHERE meta_key = %s",
+                                  (REMOVED_META_KEY,))
+        with self.conn.cursor() as cur:
+            for name in own:
+                cur.execute(f"DROP TABLE IF EXISTS `{name}`")
+        return {"settings_deleted": switches, "removal_records_deleted": records, "tables_dropped": own}
+
+
+def parse_blog_ids(values: Iterable[Any]) -> list[Any]:
+    """Accept ``[2, 3]``, ``["2", "3"]`` or ``"2,3"``; validation of each id happens later."""
+    if isinstance(values, str):
+        values = [v for v in values.replace(",", " ").split()]
+    values = list(values)
+    if not values:
+        raise InputError("no sites selected: give at least one blog_id")
+    return values

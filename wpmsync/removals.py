@@ -1,0 +1,78 @@
+"""Remembered removals: a user taken off a site on purpose is not synced back there.
+
+Kept where the PHP plugin keeps them, the usermeta ``wpmus_removed_from_blogs`` (a serialized
+list of blog ids per user), so a network moving from the plugin keeps its record. Few users have
+one, so reading the record of a user-id range is one small indexed query per batch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import phpserial
+from .db import named_locks, transaction
+from .schema import REMOVED_META_KEY, Network
+
+
+def _blog_ids(raw: str | None) -> list[int]:
+    """The plugin's own reading: anything that is not an array counts as no record."""
+    try:
+        value = phpserial.loads(raw or "")
+    except phpserial.PHPSerialError:
+        return []
+    if not isinstance(value, dict):
+        return []
+    ids: list[int] = []
+    for item in value.values():
+        try:
+            number = int(item)
+        except (TypeError, ValueError):
+            continue
+        if number > 0 and number not in ids:
+            ids.append(number)
+    return ids
+
+
+def removed_pairs(cur: Any, network: Network, first_user: int, last_user: int) -> set[tuple[int, int]]:
+    """(user_id, blog_id) pairs recorded as removed, for users in [first_user, last_user]."""
+    cur.execute(
+        f"SELECT user_id, meta_value FROM {network.tables.usermeta} "
+        "WHERE meta_key = %s AND user_id BETWEEN %s AND %s",
+        (REMOVED_META_KEY, first_user, last_user),
+    )
+    return {(int(uid), blog) for uid, raw in cur.fetchall() for blog in _blog_ids(raw)}
+
+
+def removed_blogs(cur: Any, network: Network, user_id: int) -> list[int]:
+    return sorted(b for _, b in removed_pairs(cur, network, user_id, user_id))
+
+
+def _store(cur: Any, network: Network, user_id: int, blog_ids: list[int]) -> None:
+    """``update_user_meta`` / ``delete_user_meta`` of the record, as the plugin does."""
+    table = network.tables.usermeta
+    cur.execute(f"DELETE FROM {table} WHERE user_id = %s AND meta_key = %s", (user_id, REMOVED_META_KEY))
+    if blog_ids:
+        cur.execute(
+            f"INSERT INTO {table} (user_id, meta_key, meta_value) VALUES (%s, %s, %s)",
+            (user_id, REMOVED_META_KEY, phpserial.dumps(blog_ids)),
+        )
+
+
+def change(conn: Any, network: Network, user_id: int, add: set[int] = frozenset(),
+           remove: set[int] = frozenset()) -> list[int]:
+    """Add and/or drop blog ids in one user's record, under that user's lock; returns the record."""
+    with named_locks(conn, network.config, [f"removed:{user_id}"]), transaction(conn) as cur:
+        before = removed_blogs(cur, network, user_id)
+        after = [b for b in before if b not in remove] + sorted(set(add) - set(before))
+        if after != before:
+            _store(cur, network, user_id, after)
+        return after
+
+
+def record(conn: Any, network: Network, user_id: int, blog_id: int) -> list[int]:
+    """The user was removed from the site on purpose: remember it."""
+    return change(conn, network, user_id, add={blog_id})
+
+
+def forget(conn: Any, network: Network, user_id: int, blog_id: int) -> list[int]:
+    """The user was added back by hand (or by a forced manual sync): forget the removal."""
+    return change(conn, network, user_id, remove={blog_id})

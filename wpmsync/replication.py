@@ -1,0 +1,126 @@
+"""Role replication: user U now has role R on site S → R on U's other sites.
+
+As the PHP plugin does: only sites where U is already a member, never for a super admin, nothing
+when R is empty or already U's only role there. Better than core: a role that does not exist on
+a target site is reported, not written; and a role at or above the ceiling (default: any role
+with ``level_10``) is replicated only when the acting user is a super admin, so a subsite admin
+cannot make someone administrator of the whole network.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import phpserial
+from .db import named_locks, site_lock, transaction
+from .errors import InputError
+from .memberships import Outcome
+from .roles import caps_value, load_site_roles
+from .schema import Network, parse_role
+
+
+def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_blog: Any,
+                   actor: Any = None, *, dry_run: bool = False) -> Outcome:
+    """Set ``role`` on every other live site where the user is a member, as ``set_role`` would."""
+    outcome = Outcome(dry_run=dry_run)
+    user = network.require_user(conn, user_id)
+    source = network.require_site(from_blog)
+    if role in (None, ""):
+        outcome.skip("empty role: nothing to replicate", user_id=user.user_id)
+        return outcome
+    role = parse_role(role)
+    actor_user = network.require_user(conn, actor) if actor not in (None, "", 0) else None
+    if user.super_admin:
+        outcome.skip("super admins are never synced: they reach every site already",
+                     user_id=user.user_id)
+        return outcome
+
+    tables = network.tables
+    live = [s.blog_id for s in network.live_sites()]
+    with conn.cursor() as cur:
+        caps_rows = _caps_of(cur, network, user.user_id, set(live) | {source.blog_id})
+    site_roles = load_site_roles(conn, tables, set(caps_rows) | {source.blog_id})
+    source_roles = site_roles[source.blog_id]
+    source_caps = caps_rows.get(source.blog_id)
+    if source_caps is None or role not in source_roles.roles_in(source_caps):
+        raise InputError(f"user {user.user_id} does not have role {role!r} on site {source.blog_id}")
+
+    ceiling = network.config.role_ceiling_level
+    privileged = actor_user is not None and actor_user.super_admin
+    if source_roles.level(role) >= ceiling and not privileged:
+        outcome.skip(f"role {role!r} is at or above the ceiling (level_{ceiling}); only a super admin "
+                     "may replicate it", user_id=user.user_id, blog_id=source.blog_id)
+        return outcome
+
+    targets = sorted(b for b in caps_rows if b != source.blog_id and b in live)
+    if dry_run:
+        plans = _plan(network, site_roles, caps_rows, targets, role, privileged, outcome)
+        for blog_id in plans:
+            outcome.site(blog_id)["roles_set"] += 1
+            outcome.site(blog_id)["user_ids"] = [user.user_id]
+            outcome.roles_set += 1
+        return outcome
+
+    with named_locks(conn, network.config, [site_lock(b) for b in targets]), transaction(conn) as cur:
+        caps_rows = _caps_of(cur, network, user.user_id, set(targets))  # re-read under the locks
+        plans = _plan(network, site_roles, caps_rows, sorted(caps_rows), role, privileged, outcome)
+        um = tables.usermeta
+        for blog_id, (new_caps, level) in plans.items():
+            # update_user_meta: every row of the key is updated; a missing user_level is added.
+            cur.execute(f"UPDATE {um} SET meta_value = %s WHERE user_id = %s AND meta_key = %s",
+                        (caps_value(new_caps), user.user_id, tables.cap_key(blog_id)))
+            if not cur.execute(f"SELECT 1 FROM {um} WHERE user_id = %s AND meta_key = %s",
+                               (user.user_id, tables.level_key(blog_id))):
+                cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) VALUES (%s, %s, %s)",
+                            (user.user_id, tables.level_key(blog_id), str(level)))
+            else:
+                cur.execute(f"UPDATE {um} SET meta_value = %s WHERE user_id = %s AND meta_key = %s",
+                            (str(level), user.user_id, tables.level_key(blog_id)))
+            outcome.site(blog_id)["roles_set"] += 1
+            outcome.site(blog_id)["user_ids"] = [user.user_id]
+            outcome.roles_set += 1
+    return outcome
+
+
+def _plan(network: Network, site_roles: dict, caps_rows: dict[int, dict], targets: list[int],
+          role: str, privileged: bool, outcome: Outcome) -> dict[int, tuple[dict, int]]:
+    """New caps array and user_level per target site; reasons for the sites left alone."""
+    plans: dict[int, tuple[dict, int]] = {}
+    ceiling = network.config.role_ceiling_level
+    for blog_id in targets:
+        roles = site_roles.get(blog_id)
+        if roles is None or not roles.exists(role):
+            outcome.skip(f"role {role!r} does not exist on this site", blog_id=blog_id)
+            continue
+        if roles.level(role) >= ceiling and not privileged:
+            outcome.skip(f"role {role!r} is at or above the ceiling (level_{ceiling}) here; only a "
+                         "super admin may replicate it", blog_id=blog_id)
+            continue
+        new_caps = roles.set_role(caps_rows[blog_id], role)
+        if new_caps is None:  # set_role writes nothing then
+            outcome.skip(f"role {role!r} is already the user's only role here", blog_id=blog_id)
+            continue
+        plans[blog_id] = (new_caps, roles.user_level(new_caps))
+    return plans
+
+
+def _caps_of(cur: Any, network: Network, user_id: int, blog_ids: set[int]) -> dict[int, dict]:
+    """The user's caps arrays on these sites (a row, even an empty array, means a member)."""
+    if not blog_ids:
+        return {}
+    keys = {network.tables.cap_key(b): b for b in blog_ids}
+    cur.execute(
+        f"SELECT meta_key, meta_value FROM {network.tables.usermeta} WHERE user_id = %s "
+        f"AND meta_key IN ({', '.join(['%s'] * len(keys))}) ORDER BY umeta_id",
+        (user_id, *keys),
+    )
+    caps: dict[int, dict] = {}
+    for key, value in cur.fetchall():
+        blog_id = keys[key]
+        if blog_id in caps:
+            continue  # get_user_meta( ..., true ) reads the first row
+        try:
+            parsed = phpserial.loads(value) if value else {}
+        except phpserial.PHPSerialError:
+            parsed = {}
+        caps[blog_id] = parsed if isinstance(parsed, dict) else {}
+    return caps

@@ -1,0 +1,263 @@
+"""The WordPress Multisite schema as the sync sees it: table names, meta keys, the network.
+
+Blog 1 uses the bare prefix (``wp_capabilities``, ``wp_options``); every other blog puts its id
+in (``wp_2_capabilities``, ``wp_2_options``), exactly as ``wpdb::get_blog_prefix()`` does.
+The prefix has been validated (``config.validate_prefix``) before it reaches any SQL here.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from . import phpserial
+from .config import Config, validate_prefix
+from .errors import BrokenOption, InputError, NotFound
+
+REMOVED_META_KEY = "wpmus_removed_from_blogs"  # the PHP plugin's own key, kept for migration
+ROLE_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+
+def parse_id(value: Any, what: str) -> int:
+    """Turn a user or blog id from the outside world into a positive int, or refuse it."""
+    if isinstance(value, bool):
+        raise InputError(f"{what} must be a positive whole number, got {value!r}")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"[0-9]{1,19}", value.strip()):
+        number = int(value.strip())
+    else:
+        raise InputError(f"{what} must be a positive whole number, got {value!r}")
+    if not 1 <= number < 2**63:
+        raise InputError(f"{what} must be a positive whole number, got {value!r}")
+    return number
+
+
+def parse_role(value: Any) -> str:
+    """Role names are used as array keys and in SQL parameters: letters, digits, _ and -."""
+    if not isinstance(value, str) or not ROLE_RE.match(value):
+        raise InputError(
+            f"role {value!r} is not a valid role name (letters, digits, _ and - only)"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Table and key names for one prefix."""
+
+    prefix: str
+
+    def __post_init__(self) -> None:
+        validate_prefix(self.prefix)
+
+    @property
+    def users(self) -> str:
+        return f"`{self.prefix}users`"
+
+    @property
+    def usermeta(self) -> str:
+        return f"`{self.prefix}usermeta`"
+
+    @property
+    def blogs(self) -> str:
+        return f"`{self.prefix}blogs`"
+
+    @property
+    def site(self) -> str:
+        return f"`{self.prefix}site`"
+
+    @property
+    def sitemeta(self) -> str:
+        return f"`{self.prefix}sitemeta`"
+
+    def blog_prefix(self, blog_id: int) -> str:
+        """``wpdb::get_blog_prefix()``: blog 1 has no number."""
+        return self.prefix if blog_id == 1 else f"{self.prefix}{int(blog_id)}_"
+
+    def options(self, blog_id: int) -> str:
+        return f"`{self.blog_prefix(blog_id)}options`"
+
+    def cap_key(self, blog_id: int) -> str:
+        return f"{self.blog_prefix(blog_id)}capabilities"
+
+    def level_key(self, blog_id: int) -> str:
+        return f"{self.blog_prefix(blog_id)}user_level"
+
+    def roles_option(self, blog_id: int) -> str:
+        return f"{self.blog_prefix(blog_id)}user_roles"
+
+    def own_table(self, name: str) -> str:
+        """Tables of our own (jobs, events) carry this marker so uninstall can find them."""
+        return f"`{self.prefix}wpmsync_{name}`"
+
+
+@dataclass(frozen=True)
+class Site:
+    """A row of ``{prefix}blogs``."""
+
+    blog_id: int
+    network_id: int
+    domain: str
+    path: str
+    archived: bool
+    deleted: bool
+    spam: bool
+
+    @property
+    def live(self) -> bool:
+        """What ``is_user_member_of_blog()`` accepts, and what the PHP plugin writes to."""
+        return not (self.archived or self.deleted or self.spam)
+
+
+@dataclass
+class Network:
+    """One network of the database: its sites, its super admins, and who belongs to it."""
+
+    config: Config
+    tables: Tables
+    sites: dict[int, Site]
+    other_sites: dict[int, Site]
+    super_admins: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, conn: Any, config: Config) -> "Network":
+        """Read sites and ``site_admins``: a few small queries, whatever the number of users."""
+        tables = Tables(config.table_prefix)
+        with conn.cursor() as cur:
+            _require_multisite(cur, config, tables)
+            cur.execute(f"SELECT COUNT(*) FROM {tables.site} WHERE id = %s", (config.network_id,))
+            if cur.fetchone()[0] == 0:
+                raise NotFound(f"network {config.network_id} does not exist in {tables.site}")
+            cur.execute(
+                f"SELECT blog_id, site_id, domain, path, archived, deleted, spam "
+                f"FROM {tables.blogs} ORDER BY blog_id"
+            )
+            sites: dict[int, Site] = {}
+            others: dict[int, Site] = {}
+            for blog_id, site_id, domain, path, archived, deleted, spam in cur.fetchall():
+                site = Site(int(blog_id), int(site_id), domain, path,
+                            _flag(archived), _flag(deleted), _flag(spam))
+                (sites if site.network_id == config.network_id else others)[site.blog_id] = site
+            cur.execute(
+                f"SELECT meta_value FROM {tables.sitemeta} WHERE site_id = %s AND meta_key = 'site_admins' "
+                "ORDER BY meta_id LIMIT 1",
+                (config.network_id,),
+            )
+            row = cur.fetchone()
+        return cls(config, tables, sites, others, _super_admins(row[0] if row else None))
+
+    def live_sites(self) -> list[Site]:
+        return [s for s in self.sites.values() if s.live]
+
+    def require_site(self, blog_id: Any) -> Site:
+        """A site of this network, or a clear error (unknown, another network)."""
+        blog_id = parse_id(blog_id, "blog_id")
+        if blog_id in self.other_sites:
+            raise NotFound(
+                f"site {blog_id} belongs to network {self.other_sites[blog_id].network_id}, "
+                f"not to network {self.config.network_id}"
+            )
+        if blog_id not in self.sites:
+            raise NotFound(f"site {blog_id} does not exist")
+        return self.sites[blog_id]
+
+    def require_live_site(self, blog_id: Any) -> Site:
+        site = self.require_site(blog_id)
+        if not site.live:
+            flags = [n for n in ("archived", "deleted", "spam") if getattr(site, n)]
+            raise InputError(f"site {site.blog_id} is {' and '.join(flags)}: no memberships are written there")
+        return site
+
+    def require_user(self, conn: Any, user_id: Any) -> "User":
+        """A user of this network, or a clear error."""
+        user_id = parse_id(user_id, "user_id")
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT ID, user_login, spam, deleted FROM {self.tables.users} WHERE ID = %s",
+                (user_id,),
+            )
+            row = cur.fetchone()
+            if row is None:
+                raise NotFound(f"user {user_id} does not exist")
+            user = User(int(row[0]), row[1], _flag(row[2]), _flag(row[3]),
+                        row[1] in self.super_admins)
+            if self.other_sites:
+                keys = self.cap_keys(self.sites) + self.cap_keys(self.other_sites)
+                cur.execute(
+                    f"SELECT meta_key FROM {self.tables.usermeta} WHERE user_id = %s AND meta_key IN "
+                    f"({', '.join(['%s'] * len(keys))})",
+                    (user_id, *keys),
+                )
+                member_of = {r[0] for r in cur.fetchall()}
+                ours = set(self.cap_keys(self.sites))
+                if member_of and not member_of & ours:
+                    raise NotFound(f"user {user_id} belongs to another network, not to network "
+                                   f"{self.config.network_id}")
+        return user
+
+    def cap_keys(self, blog_ids: Iterable[int]) -> list[str]:
+        return [self.tables.cap_key(b) for b in blog_ids]
+
+    def user_filter_sql(self, alias: str = "u") -> tuple[str, list[Any]]:
+        """SQL (and parameters) for 'a user the sync may write': not spam or deleted, not a super
+        admin, not a user who belongs only to other networks of this database."""
+        sql = f"{alias}.spam = 0 AND {alias}.deleted = 0"
+        params: list[Any] = []
+        if self.super_admins:
+            sql += f" AND {alias}.user_login NOT IN ({', '.join(['%s'] * len(self.super_admins))})"
+            params += self.super_admins
+        if self.other_sites:
+            theirs = self.cap_keys(self.other_sites)
+            ours = self.cap_keys(self.sites)
+            sql += (
+                f" AND (NOT EXISTS (SELECT 1 FROM {self.tables.usermeta} o WHERE o.user_id = {alias}.ID"
+                f" AND o.meta_key IN ({', '.join(['%s'] * len(theirs))}))"
+                f" OR EXISTS (SELECT 1 FROM {self.tables.usermeta} o WHERE o.user_id = {alias}.ID"
+                f" AND o.meta_key IN ({', '.join(['%s'] * len(ours))})))"
+            )
+            params += theirs + ours
+        return sql, params
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: int
+    login: str
+    spam: bool
+    deleted: bool
+    super_admin: bool
+
+
+def _flag(value: Any) -> bool:
+    return bool(int(value or 0))
+
+
+def _super_admins(raw: str | None) -> list[str]:
+    """``site_admins`` is a serialized list of logins."""
+    if not raw:
+        return []
+    try:
+        value = phpserial.loads(raw)
+    except phpserial.PHPSerialError as exc:
+        raise BrokenOption(f"sitemeta site_admins cannot be read: {exc}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise BrokenOption("sitemeta site_admins is not a list of logins")
+    return sorted(set(value.values()))
+
+
+def _require_multisite(cur: Any, config: Config, tables: Tables) -> None:
+    """Fail with one clear line when the database is not a WordPress Multisite with this prefix."""
+    cur.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
+        "AND table_name IN (%s, %s, %s, %s, %s)",
+        tuple(f"{config.table_prefix}{t}" for t in ("users", "usermeta", "blogs", "site", "sitemeta")),
+    )
+    found = {r[0] for r in cur.fetchall()}
+    missing = [t for t in ("users", "usermeta", "blogs", "site", "sitemeta")
+               if f"{config.table_prefix}{t}" not in found]
+    if missing:
+        raise NotFound(
+            f"database {config.db_name!r} has no WordPress Multisite tables with prefix "
+            f"{config.table_prefix!r} (missing: {', '.join(config.table_prefix + t for t in missing)})"
+        )
