@@ -44,7 +44,7 @@ class Net:
         return self.wp.prefix
 
     def config(self, **overrides: Any) -> Config:
-        return Config.from_env({}, db_name=self.db, table_prefix=self.prefix, **overrides)
+        return Config.from_env({}, **{"db_name": self.db, "table_prefix": self.prefix, **overrides})
 
     def engine(self, **overrides: Any) -> Engine:
         return Engine(self.config(**overrides))

@@ -119,6 +119,7 @@ class Network:
     sites: dict[int, Site]
     other_sites: dict[int, Site]
     super_admins: list[str] = field(default_factory=list)
+    foreign_admins: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, conn: Any, config: Config) -> "Network":
@@ -140,12 +141,15 @@ class Network:
                             _flag(archived), _flag(deleted), _flag(spam))
                 (sites if site.network_id == config.network_id else others)[site.blog_id] = site
             cur.execute(
-                f"SELECT meta_value FROM {tables.sitemeta} WHERE site_id = %s AND meta_key = 'site_admins' "
-                "ORDER BY meta_id LIMIT 1",
-                (config.network_id,),
+                f"SELECT site_id, meta_value FROM {tables.sitemeta} WHERE meta_key = 'site_admins' "
+                "ORDER BY meta_id"
             )
-            row = cur.fetchone()
-        return cls(config, tables, sites, others, _super_admins(row[0] if row else None))
+            admins: dict[int, list[str]] = {}
+            for site_id, value in cur.fetchall():
+                admins.setdefault(int(site_id), _super_admins(value))  # get_site_option: first row
+        ours = admins.pop(config.network_id, [])
+        foreign = sorted({login for logins in admins.values() for login in logins} - set(ours))
+        return cls(config, tables, sites, others, ours, foreign)
 
     def live_sites(self) -> list[Site]:
         return [s for s in self.sites.values() if s.live]
@@ -190,8 +194,8 @@ class Network:
                     (user_id, *keys),
                 )
                 member_of = {r[0] for r in cur.fetchall()}
-                ours = set(self.cap_keys(self.sites))
-                if member_of and not member_of & ours:
+                foreign = bool(member_of) or user.login in self.foreign_admins
+                if foreign and not member_of & set(self.cap_keys(self.sites)):
                     raise NotFound(f"user {user_id} belongs to another network, not to network "
                                    f"{self.config.network_id}")
         return user
@@ -201,7 +205,9 @@ class Network:
 
     def user_filter_sql(self, alias: str = "u") -> tuple[str, list[Any]]:
         """SQL (and parameters) for 'a user the sync may write': not spam or deleted, not a super
-        admin, not a user who belongs only to other networks of this database."""
+        admin, not a user who belongs only to other networks of this database (a member of their
+        sites or one of their super admins, and a member of none of ours). A user who is a member
+        of no site at all, like a user ``wpmu_create_user`` just made, belongs to every network."""
         sql = f"{alias}.spam = 0 AND {alias}.deleted = 0"
         params: list[Any] = []
         if self.super_admins:
@@ -210,13 +216,16 @@ class Network:
         if self.other_sites:
             theirs = self.cap_keys(self.other_sites)
             ours = self.cap_keys(self.sites)
+            foreign_admin = ""
+            if self.foreign_admins:
+                foreign_admin = f" OR {alias}.user_login IN ({', '.join(['%s'] * len(self.foreign_admins))})"
             sql += (
-                f" AND (NOT EXISTS (SELECT 1 FROM {self.tables.usermeta} o WHERE o.user_id = {alias}.ID"
-                f" AND o.meta_key IN ({', '.join(['%s'] * len(theirs))}))"
+                f" AND (NOT (EXISTS (SELECT 1 FROM {self.tables.usermeta} o WHERE o.user_id = {alias}.ID"
+                f" AND o.meta_key IN ({', '.join(['%s'] * len(theirs))})){foreign_admin})"
                 f" OR EXISTS (SELECT 1 FROM {self.tables.usermeta} o WHERE o.user_id = {alias}.ID"
                 f" AND o.meta_key IN ({', '.join(['%s'] * len(ours))})))"
             )
-            params += theirs + ours
+            params += theirs + self.foreign_admins + ours
         return sql, params
 
 
