@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Dispatch one command; returns the JSON document and prints the human summary."""
     config = Config.from_env(table_prefix=args.prefix, db_name=args.db, network_id=args.network)
-    if args.command == "demo":
+    if args.command == "demo":  # in its own database (wpmsync_demo) unless --db says otherwise
         from .demo import run_demo  # needs real WordPress: only the demo pulls it in
         return run_demo(config, users=args.users, sites=args.sites, as_json=args.json)
     say = (lambda *a: None) if args.json else print
