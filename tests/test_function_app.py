@@ -1,0 +1,29 @@
+"""The Functions app's user code, called with real ``func.HttpRequest`` objects."""
+from __future__ import annotations
+
+import json
+
+import azure.functions as func
+
+import function_app
+
+
+def _call(name: str, req: func.HttpRequest) -> func.HttpResponse:
+    return getattr(function_app, name).build().get_user_function()(req)
+
+
+def test_health_reports_the_network_and_no_secret(net, monkeypatch):
+    monkeypatch.setenv("WPMSYNC_DB_NAME", net.db)
+    monkeypatch.setenv("WPMSYNC_DB_PASSWORD", "")
+    resp = _call("health", func.HttpRequest("GET", "/api/health", body=b""))
+    body = json.loads(resp.get_body())
+    assert resp.status_code == 200 and body["status"] == "ok"
+    assert body["sites"] == 6 and body["settings"] == {"new_user": False, "new_site": False, "role_sync": False}
+
+
+def test_health_says_what_is_wrong_without_the_password(monkeypatch):
+    monkeypatch.setenv("WPMSYNC_DB_NAME", "wpmsync_no_such_db")
+    monkeypatch.setenv("WPMSYNC_DB_PASSWORD", "s3cret-value")
+    resp = _call("health", func.HttpRequest("GET", "/api/health", body=b""))
+    text = resp.get_body().decode()
+    assert resp.status_code == 503 and "wpmsync_no_such_db" in text and "s3cret-value" not in text
