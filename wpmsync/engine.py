@@ -16,7 +16,7 @@ from .memberships import Batch, Outcome
 from .replication import replicate_role
 from .schema import REMOVED_META_KEY, Network
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int], None]  # (sites done, sites in all)
 
 
 class Engine:
@@ -94,10 +94,15 @@ class Engine:
             batches = [Batch(tuple(blog_ids), first_user, last_user, force)]
         else:
             batches = self.plan_batches(blog_ids, force=force)
-        for done, batch in enumerate(batches, 1):
+        sites_total = len({b for batch in batches for b in batch.blog_ids})
+        sites_done: set[int] = set()
+        for index, batch in enumerate(batches):
             outcome.merge(self.run_batch(batch))
-            if progress:
-                progress(done, len(batches))
+            following = batches[index + 1].blog_ids if index + 1 < len(batches) else ()
+            finished = set(batch.blog_ids) - set(following)  # batches are site-major
+            if progress and finished:
+                sites_done |= finished
+                progress(len(sites_done), sites_total)
         return outcome
 
     # -- 4. role replication -----------------------------------------------------------
