@@ -115,3 +115,19 @@ def test_batches_in_any_order_give_wordpress_primary_blog(twins):
             engine.run_batch(batch)
         assert sum(engine.run_batch(batch).added for batch in batches) == 0  # redelivery: no-op
     assert_same_rows(a, b)
+
+
+def test_stray_rows_are_updated_as_update_user_meta_does(twins):
+    """A user_level row without its caps row, and an empty primary_blog, are updated in place."""
+    a, b = twins
+    for side in (a, b):
+        side.query("INSERT INTO {p}usermeta (user_id, meta_key, meta_value) VALUES "
+                   "(%s, %s, '9'), (%s, 'primary_blog', ''), (%s, 'source_domain', 'old.test')",
+                   (side.ids["user5"], f"wp_{side.ids['site_editors']}_user_level",
+                    side.ids["user6"], side.ids["user6"]))
+    a.wp.sync_like_plugin(network_id=1, user_ids=network1_users(a))
+    with b.engine() as engine:
+        engine.sync_sites(None)
+    assert_same_rows(a, b)
+    assert ("7",) in b.query("SELECT meta_value FROM {p}usermeta WHERE user_id = %s AND meta_key = %s",
+                             (b.ids["user5"], f"wp_{b.ids['site_editors']}_user_level"))

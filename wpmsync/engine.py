@@ -14,6 +14,7 @@ from .db import connect, transaction
 from .errors import InputError
 from .memberships import Batch, Outcome
 from .replication import replicate_role
+from .roles import SiteRoles, load_site_roles
 from .schema import REMOVED_META_KEY, Network
 
 Progress = Callable[[int, int], None]  # (sites done, sites in all)
@@ -79,17 +80,21 @@ class Engine:
         """Run once per sync job before its batches fan out: decides ``primary_blog``."""
         return memberships.assign_primary_blogs(self.conn, self.network, blog_ids, force=force)
 
-    def run_batch(self, batch: Batch) -> Outcome:
+    def run_batch(self, batch: Batch, site_roles: dict[int, SiteRoles] | None = None) -> Outcome:
         """One batch; running it twice writes nothing the second time."""
-        return memberships.apply_batch(self.conn, self.network, batch)
+        return memberships.apply_batch(self.conn, self.network, batch, site_roles)
 
     def _sync(self, blog_ids: list[int], force: bool, dry_run: bool, progress: Progress | None,
               first_user: int = 1, last_user: int = memberships.MAX_USER_ID) -> Outcome:
         if dry_run:
             return memberships.preview(self.conn, self.network, blog_ids, force=force,
                                        first_user=first_user, last_user=last_user, progress=progress)
+        # The sites' roles and default_role are read once for the whole job.
+        site_roles = load_site_roles(self.conn, self.network.tables,
+                                     [b for b in blog_ids if self.network.sites[b].live])
         outcome = memberships.assign_primary_blogs(self.conn, self.network, blog_ids, force=force,
-                                                   first_user=first_user, last_user=last_user)
+                                                   first_user=first_user, last_user=last_user,
+                                                   site_roles=site_roles)
         if first_user == last_user:  # one user: one batch over all its sites
             batches = [Batch(tuple(blog_ids), first_user, last_user, force)]
         else:
@@ -97,7 +102,7 @@ class Engine:
         sites_total = len({b for batch in batches for b in batch.blog_ids})
         sites_done: set[int] = set()
         for index, batch in enumerate(batches):
-            outcome.merge(self.run_batch(batch))
+            outcome.merge(self.run_batch(batch, site_roles))
             following = batches[index + 1].blog_ids if index + 1 < len(batches) else ()
             finished = set(batch.blog_ids) - set(following)  # batches are site-major
             if progress and finished:

@@ -151,15 +151,19 @@ def _targets_sql(targets: list[Target]) -> tuple[str, list[Any]]:
 
 
 def _candidates_sql(network: Network, targets: list[Target], first_user: int, last_user: int,
-                    excluded: set[tuple[int, int]], extra: str = "") -> tuple[str, list[Any]]:
+                    excluded: set[tuple[int, int]], extra: str = "",
+                    with_level: bool = False) -> tuple[str, list[Any]]:
     """``SELECT user_id, blog_id`` of every (user, target site) that should get a membership:
     a user the sync may write, not yet a member there (a caps row, even an empty array, is a
-    membership, as ``is_user_member_of_blog`` counts it), not recorded as removed from it."""
+    membership, as ``is_user_member_of_blog`` counts it), not recorded as removed from it.
+    ``with_level`` adds ``has_level``: whether a stray user_level row exists already."""
     tsql, params = _targets_sql(targets)
     usql, uparams = network.user_filter_sql("u")
     um = network.tables.usermeta
+    level = (f", EXISTS (SELECT 1 FROM {um} l WHERE l.user_id = u.ID AND l.meta_key = s.level_key) "
+             "AS has_level") if with_level else ""
     sql = (
-        f"SELECT u.ID AS user_id, s.blog_id AS blog_id FROM {network.tables.users} u JOIN {tsql} s "
+        f"SELECT u.ID AS user_id, s.blog_id AS blog_id{level} FROM {network.tables.users} u JOIN {tsql} s "
         f"WHERE u.ID BETWEEN %s AND %s AND {usql} "
         f"AND NOT EXISTS (SELECT 1 FROM {um} c WHERE c.user_id = u.ID AND c.meta_key = s.cap_key)"
     )
@@ -179,15 +183,21 @@ def _lacks_primary_blog_sql(network: Network) -> str:
 
 def _ensure_pending(cur: Any) -> None:
     cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {PENDING} (user_id BIGINT UNSIGNED NOT NULL, "
-                "blog_id BIGINT NOT NULL, PRIMARY KEY (blog_id, user_id))")
+                "blog_id BIGINT NOT NULL, has_level TINYINT NOT NULL DEFAULT 0, "
+                "PRIMARY KEY (blog_id, user_id))")
 
 
-def _load_targets(conn: Any, network: Network, blog_ids: Iterable[int],
-                  outcome: Outcome) -> list[Target]:
+def _load_targets(conn: Any, network: Network, blog_ids: Iterable[int], outcome: Outcome,
+                  site_roles: dict[int, SiteRoles] | None = None) -> list[Target]:
+    """Targets of these sites; ``site_roles`` read once per job can be handed in."""
     live = [b for b in sorted(set(blog_ids)) if b in network.sites and network.sites[b].live]
     for b in sorted(set(blog_ids) - set(live)):
         outcome.skip("site is not a live site of this network", blog_id=b)
-    return resolve_targets(network, load_site_roles(conn, network.tables, live), outcome)
+    known = site_roles or {}
+    missing = [b for b in live if b not in known]
+    roles = {**{b: known[b] for b in live if b in known},
+             **(load_site_roles(conn, network.tables, missing) if missing else {})}
+    return resolve_targets(network, roles, outcome)
 
 
 # ---------------------------------------------------------------- plan (dry run)
@@ -223,8 +233,8 @@ def _note_removed(outcome: Outcome, excluded: set[tuple[int, int]], blog_ids: se
 # ---------------------------------------------------------------- primary_blog, decided once
 
 def assign_primary_blogs(conn: Any, network: Network, blog_ids: Iterable[int], *,
-                         force: bool = False, first_user: int = 1,
-                         last_user: int = MAX_USER_ID) -> Outcome:
+                         force: bool = False, first_user: int = 1, last_user: int = MAX_USER_ID,
+                         site_roles: dict[int, SiteRoles] | None = None) -> Outcome:
     """Give ``primary_blog`` + ``source_domain`` to users who lack one and are about to join.
 
     WordPress's loop gives them the first site it adds them to: the lowest blog id among the
@@ -233,7 +243,7 @@ def assign_primary_blogs(conn: Any, network: Network, blog_ids: Iterable[int], *
     order and the loop stops as soon as no user in the range lacks a ``primary_blog``.
     """
     outcome = Outcome()
-    targets = _load_targets(conn, network, blog_ids, outcome)
+    targets = _load_targets(conn, network, blog_ids, outcome, site_roles)
     um = network.tables.usermeta
     usql, uparams = network.user_filter_sql("u")
     with named_locks(conn, network.config, [PRIMARY_BLOG_LOCK]):
@@ -276,15 +286,17 @@ def assign_primary_blogs(conn: Any, network: Network, blog_ids: Iterable[int], *
 
 # ---------------------------------------------------------------- one batch
 
-def apply_batch(conn: Any, network: Network, batch: Batch) -> Outcome:
+def apply_batch(conn: Any, network: Network, batch: Batch,
+                site_roles: dict[int, SiteRoles] | None = None) -> Outcome:
     """Write the memberships of one batch in one transaction; idempotent.
 
     Statements: read the removal records of the range, collect the pending (user, site) pairs
-    in a temporary table, then three set-based writes (stale user_level rows updated, caps rows
-    inserted, user_level rows inserted). Their number does not depend on the number of users.
+    in a temporary table (noting which already have a stray user_level row), then three
+    set-based writes (those user_level rows updated, caps rows inserted, the other user_level
+    rows inserted). Their number does not depend on the number of users.
     """
     outcome = Outcome()
-    targets = _load_targets(conn, network, batch.blog_ids, outcome)
+    targets = _load_targets(conn, network, batch.blog_ids, outcome, site_roles)
     if not targets:
         return outcome
     um = network.tables.usermeta
@@ -295,33 +307,37 @@ def apply_batch(conn: Any, network: Network, batch: Batch) -> Outcome:
         with transaction(conn) as cur:
             removed = removals.removed_pairs(cur, network, batch.first_user, batch.last_user)
             excluded = set() if batch.force else removed
-            sql, params = _candidates_sql(network, targets, batch.first_user, batch.last_user, excluded)
+            sql, params = _candidates_sql(network, targets, batch.first_user, batch.last_user, excluded,
+                                          with_level=True)
             cur.execute(f"DELETE FROM {PENDING}")
-            if cur.execute(f"INSERT INTO {PENDING} (user_id, blog_id) {sql}", params):
+            if cur.execute(f"INSERT INTO {PENDING} (user_id, blog_id, has_level) {sql}", params):
                 # A user_level row left without a caps row is updated, as update_user_meta would.
                 cur.execute(
-                    f"UPDATE {um} m JOIN {PENDING} t ON t.user_id = m.user_id JOIN {tsql} s "
+                    f"UPDATE {um} m JOIN {PENDING} t ON t.user_id = m.user_id AND t.has_level = 1 JOIN {tsql} s "
                     "ON s.blog_id = t.blog_id AND m.meta_key = s.level_key SET m.meta_value = s.level_value",
                     tparams,
                 )
-                cur.execute(
+                added = cur.execute(
                     f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT t.user_id, s.cap_key, s.cap_value "
                     f"FROM {PENDING} t JOIN {tsql} s ON s.blog_id = t.blog_id ORDER BY t.blog_id, t.user_id",
                     tparams,
                 )
                 cur.execute(
                     f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT t.user_id, s.level_key, s.level_value "
-                    f"FROM {PENDING} t JOIN {tsql} s ON s.blog_id = t.blog_id WHERE NOT EXISTS "
-                    f"(SELECT 1 FROM {um} l WHERE l.user_id = t.user_id AND l.meta_key = s.level_key) "
+                    f"FROM {PENDING} t JOIN {tsql} s ON s.blog_id = t.blog_id WHERE t.has_level = 0 "
                     "ORDER BY t.blog_id, t.user_id",
                     tparams,
                 )
-                cur.execute(
-                    f"SELECT blog_id, COUNT(*), SUBSTRING_INDEX(GROUP_CONCAT(user_id ORDER BY user_id), ',', "
-                    f"{SAMPLE}) FROM {PENDING} GROUP BY blog_id"
-                )
-                for blog_id, count, sample in cur.fetchall():
-                    outcome.count_added(int(blog_id), int(count), [int(x) for x in sample.split(",")])
+                if len(targets) == 1:
+                    cur.execute(f"SELECT user_id FROM {PENDING} ORDER BY user_id LIMIT {SAMPLE}")
+                    outcome.count_added(targets[0].blog_id, added, [int(r[0]) for r in cur.fetchall()])
+                else:
+                    cur.execute(
+                        f"SELECT blog_id, COUNT(*), SUBSTRING_INDEX(GROUP_CONCAT(user_id ORDER BY user_id), "
+                        f"',', {SAMPLE}) FROM {PENDING} GROUP BY blog_id"
+                    )
+                    for blog_id, count, sample in cur.fetchall():
+                        outcome.count_added(int(blog_id), int(count), [int(x) for x in sample.split(",")])
             readded: list[tuple[int, int]] = []
             if batch.force and removed:
                 cur.execute(f"SELECT user_id, blog_id FROM {PENDING}")
