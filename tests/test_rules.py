@@ -218,3 +218,22 @@ def test_cli_json_and_errors(net):
     assert json.loads(switches.stdout)["settings"]["new_site"] is True
     role = cli(net, "set-role", str(net.ids["user3"]), "editor", "--from-site", "1")
     assert role.returncode == 2 and "does not have role" in role.stderr
+
+
+def test_every_operation_has_a_dry_run_that_writes_nothing(net):
+    snapshot = net.usermeta_checksum()
+    with net.engine() as engine:
+        user = engine.add_user_to_all_sites(net.ids["user2"], dry_run=True)
+        site = engine.add_all_users_to_site(net.ids["site_club"], dry_run=True)
+        assert net.usermeta_checksum() == snapshot
+        assert user.dry_run and user.added == 6 and set(user.sites) == {
+            1, net.ids["site_plain"], net.ids["site_authors"], net.ids["site_editors"],
+            net.ids["site_club"], net.ids["site_ghostly"]}
+        assert site.added == 9 and site.sites[net.ids["site_club"]]["user_ids"] == sorted(
+            net.ids[f"user{i}"] for i in range(1, 9))[:5] and len(site.sites) == 1
+        engine.sync_sites(None)
+        net.wp.set_role(1, net.ids["user2"], "author")
+        snapshot = net.usermeta_checksum()
+        role = engine.replicate_role(net.ids["user2"], "author", 1, dry_run=True)
+        assert net.usermeta_checksum() == snapshot
+        assert role.roles_set == 4 and engine.replicate_role(net.ids["user2"], "author", 1).roles_set == 4
