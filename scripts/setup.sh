@@ -6,10 +6,12 @@
 #  * MariaDB answering on 127.0.0.1:3306 for root with an EMPTY password
 #    (started if needed; unix_socket-only root fixed through the socket)
 #  * Python deps: requirements.txt + requirements-dev.txt, in a virtualenv at .venv
+#  * Azurite (the Azure Storage emulator the queue tests start) from npm into .tools/
+#    (Debian's nodejs + npm installed first when node/npm are missing)
 #
 # Idempotent and fast when everything is already in place.
 # Environment overrides: DB_HOST (127.0.0.1), DB_PORT (3306), PYTHON (python3),
-# SKIP_APT=1, SKIP_PIP=1.
+# SKIP_APT=1, SKIP_PIP=1, SKIP_NPM=1.
 set -euo pipefail
 
 DB_HOST="${DB_HOST:-127.0.0.1}"
@@ -192,6 +194,38 @@ if [ "${SKIP_PIP:-0}" != "1" ]; then
             "$PYTHON" -m pip install -q -r "$req"
         fi
     done
+fi
+
+# --------------------------------------------------------------------------
+# 5. Azurite (queue emulator for the tests) in .tools/
+# --------------------------------------------------------------------------
+AZURITE_VERSION=3.37.0
+TOOLS="$ROOT_DIR/.tools"
+azurite_ok() {
+    [ -x "$TOOLS/node_modules/.bin/azurite-queue" ] \
+        && grep -q "\"version\": \"$AZURITE_VERSION\"" "$TOOLS/node_modules/azurite/package.json" 2>/dev/null
+}
+if [ "${SKIP_NPM:-0}" != "1" ]; then
+    if azurite_ok; then
+        log "azurite $AZURITE_VERSION present"
+    else
+        if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+            node_missing=()
+            command -v node >/dev/null 2>&1 || node_missing+=(nodejs)
+            command -v npm >/dev/null 2>&1 || node_missing+=(npm)
+            log "installing: ${node_missing[*]}"
+            export DEBIAN_FRONTEND=noninteractive
+            $SUDO apt-get update -qq
+            $SUDO apt-get install -y -qq --no-install-recommends "${node_missing[@]}" >/dev/null
+        fi
+        command -v node >/dev/null 2>&1 || die "node not found"
+        command -v npm >/dev/null 2>&1 || die "npm not found"
+        log "npm install azurite@$AZURITE_VERSION into .tools/ (node $(node --version))"
+        mkdir -p "$TOOLS"
+        npm install --prefix "$TOOLS" --save-exact --no-audit --no-fund --loglevel=error \
+            "azurite@$AZURITE_VERSION" >/dev/null || die "npm install azurite@$AZURITE_VERSION failed"
+        azurite_ok || die "azurite-queue missing from $TOOLS after npm install"
+    fi
 fi
 
 log "done"

@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from wpfixture import WordPress, build_network, copy_database, drop_database  # noqa: E402
 from wpmsync import Config, Engine  # noqa: E402
 
+pytest_plugins = ["azurite"]  # the Azurite queue service, started once per session
 DB_PREFIX = f"wpmst{os.getpid()}_"
 MEMBERSHIP_KEYS_SQL = (
     "(meta_key LIKE %s OR meta_key LIKE %s OR meta_key IN ('primary_blog', 'source_domain'))"

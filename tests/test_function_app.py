@@ -6,10 +6,20 @@ import json
 import azure.functions as func
 
 import function_app
+from blueprints import actions
 
 
 def _call(name: str, req: func.HttpRequest) -> func.HttpResponse:
-    return getattr(function_app, name).build().get_user_function()(req)
+    return getattr(actions, name).build().get_user_function()(req)
+
+
+def test_the_app_indexes_every_function():
+    """What the host would index: the functions and their triggers."""
+    names = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    assert set(names) == {"hook", "sync", "site_sync", "plan", "settings", "job_status", "health",
+                          "run_batch", "poisoned_batch", "reconcile_drift"}
+    bindings = {n: [b.type for b in f.get_bindings()] for n, f in names.items()}
+    assert "queueTrigger" in bindings["run_batch"] and "timerTrigger" in bindings["reconcile_drift"]
 
 
 def test_health_reports_the_network_and_no_secret(net, monkeypatch):

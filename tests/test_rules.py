@@ -175,9 +175,9 @@ def test_tls_defaults_on_for_remote_hosts_only():
 
 
 def test_unknown_network_and_non_multisite_prefix_are_clear(net):
-    with pytest.raises(NotFound, match="network 7"):
+    with pytest.raises(ConfigError, match="network 7"):
         Engine(net.config(network_id=7))
-    with pytest.raises(NotFound, match="no WordPress Multisite tables"):
+    with pytest.raises(ConfigError, match="no WordPress Multisite tables"):
         Engine(net.config(table_prefix="nope_"))
 
 

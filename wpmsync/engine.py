@@ -80,9 +80,11 @@ class Engine:
         """Run once per sync job before its batches fan out: decides ``primary_blog``."""
         return memberships.assign_primary_blogs(self.conn, self.network, blog_ids, force=force)
 
-    def run_batch(self, batch: Batch, site_roles: dict[int, SiteRoles] | None = None) -> Outcome:
-        """One batch; running it twice writes nothing the second time."""
-        return memberships.apply_batch(self.conn, self.network, batch, site_roles)
+    def run_batch(self, batch: Batch, site_roles: dict[int, SiteRoles] | None = None,
+                  record: Callable[[Any, Outcome], None] | None = None) -> Outcome:
+        """One batch; running it twice writes nothing the second time. ``record(cursor, outcome)``
+        runs inside the batch's transaction."""
+        return memberships.apply_batch(self.conn, self.network, batch, site_roles, record)
 
     def _sync(self, blog_ids: list[int], force: bool, dry_run: bool, progress: Progress | None,
               first_user: int = 1, last_user: int = memberships.MAX_USER_ID) -> Outcome:

@@ -40,3 +40,15 @@ class Busy(WpmsyncError):
     """Another writer holds the lock for a site too long; the operation wrote nothing."""
 
     status = 409
+
+
+class Conflict(WpmsyncError):
+    """A sync of the same sites is already queued or running."""
+
+    status = 409
+
+
+class Unauthorized(WpmsyncError):
+    """A hook callback without a valid signature, or outside the time window."""
+
+    status = 401

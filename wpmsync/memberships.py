@@ -287,17 +287,22 @@ def assign_primary_blogs(conn: Any, network: Network, blog_ids: Iterable[int], *
 # ---------------------------------------------------------------- one batch
 
 def apply_batch(conn: Any, network: Network, batch: Batch,
-                site_roles: dict[int, SiteRoles] | None = None) -> Outcome:
+                site_roles: dict[int, SiteRoles] | None = None,
+                record: Callable[[Any, Outcome], None] | None = None) -> Outcome:
     """Write the memberships of one batch in one transaction; idempotent.
 
     Statements: read the removal records of the range, collect the pending (user, site) pairs
     in a temporary table (noting which already have a stray user_level row), then three
     set-based writes (those user_level rows updated, caps rows inserted, the other user_level
-    rows inserted). Their number does not depend on the number of users.
+    rows inserted). Their number does not depend on the number of users. ``record`` runs inside
+    the same transaction (a job notes the batch done there, so a redelivered batch counts once).
     """
     outcome = Outcome()
     targets = _load_targets(conn, network, batch.blog_ids, outcome, site_roles)
     if not targets:
+        if record is not None:
+            with transaction(conn) as cur:
+                record(cur, outcome)
         return outcome
     um = network.tables.usermeta
     tsql, tparams = _targets_sql(targets)
@@ -342,8 +347,10 @@ def apply_batch(conn: Any, network: Network, batch: Batch,
             if batch.force and removed:
                 cur.execute(f"SELECT user_id, blog_id FROM {PENDING}")
                 readded = sorted({(int(u), int(b)) for u, b in cur.fetchall()} & removed)
-    if not batch.force:
-        _note_removed(outcome, removed, {t.blog_id for t in targets})
+            if not batch.force:
+                _note_removed(outcome, removed, {t.blog_id for t in targets})
+            if record is not None:
+                record(cur, outcome)
     for user_id, blog_id in readded:  # a forced manual sync clears the record of what it re-added
         removals.forget(conn, network, user_id, blog_id)
         outcome.removals_cleared += 1
@@ -356,3 +363,36 @@ def require_blog_ids(network: Network, blog_ids: Iterable[Any]) -> list[int]:
     if not blog_ids:
         raise InputError("no sites selected: give at least one blog_id")
     return sorted({network.require_live_site(b).blog_id for b in blog_ids})
+
+
+def sites_missing_members(conn: Any, network: Network, blog_ids: Iterable[int],
+                          site_roles: dict[int, SiteRoles] | None = None) -> list[int]:
+    """Sites where at least one user should be a member and is not (respecting removals):
+    one ``LIMIT 1`` probe per site, so a network in sync costs a query per site, not per user."""
+    outcome = Outcome(dry_run=True)
+    targets = _load_targets(conn, network, blog_ids, outcome, site_roles)
+    drifted = []
+    with conn.cursor() as cur:
+        excluded = removals.removed_pairs(cur, network, 1, MAX_USER_ID)
+        for target in targets:
+            sql, params = _candidates_sql(network, [target], 1, MAX_USER_ID, excluded)
+            cur.execute(sql + " LIMIT 1", params)
+            if cur.fetchone() is not None:
+                drifted.append(target.blog_id)
+    return drifted
+
+
+def role_differences(conn: Any, network: Network, sample: int = 20) -> dict[str, Any]:
+    """Users whose capabilities differ between the live sites they belong to (one query).
+    Reported only: which role is right is a person's call, not ours."""
+    keys = network.cap_keys(s.blog_id for s in network.live_sites())
+    if not keys:
+        return {"users": 0, "user_ids": []}
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT user_id FROM {network.tables.usermeta} WHERE meta_key IN ({', '.join(['%s'] * len(keys))}) "
+            "GROUP BY user_id HAVING COUNT(DISTINCT meta_value) > 1 ORDER BY user_id",
+            keys,
+        )
+        ids = [int(r[0]) for r in cur.fetchall()]
+    return {"users": len(ids), "user_ids": ids[:sample]}

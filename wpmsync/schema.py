@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from . import phpserial
 from .config import Config, validate_prefix
-from .errors import BrokenOption, InputError, NotFound
+from .errors import BrokenOption, ConfigError, InputError, NotFound
 
 REMOVED_META_KEY = "wpmus_removed_from_blogs"  # the PHP plugin's own key, kept for migration
 ROLE_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
@@ -129,7 +129,7 @@ class Network:
             _require_multisite(cur, config, tables)
             cur.execute(f"SELECT COUNT(*) FROM {tables.site} WHERE id = %s", (config.network_id,))
             if cur.fetchone()[0] == 0:
-                raise NotFound(f"network {config.network_id} does not exist in {tables.site}")
+                raise ConfigError(f"WPMSYNC_NETWORK_ID: network {config.network_id} does not exist in {tables.site}")
             cur.execute(
                 f"SELECT blog_id, site_id, domain, path, archived, deleted, spam "
                 f"FROM {tables.blogs} ORDER BY blog_id"
@@ -266,7 +266,7 @@ def _require_multisite(cur: Any, config: Config, tables: Tables) -> None:
     missing = [t for t in ("users", "usermeta", "blogs", "site", "sitemeta")
                if f"{config.table_prefix}{t}" not in found]
     if missing:
-        raise NotFound(
+        raise ConfigError(
             f"database {config.db_name!r} has no WordPress Multisite tables with prefix "
             f"{config.table_prefix!r} (missing: {', '.join(config.table_prefix + t for t in missing)})"
         )

@@ -1,0 +1,129 @@
+"""Manual actions for the portal, the WordPress network admin screen and curl (function key).
+
+| method, route                      | does                                               |
+| ---------------------------------- | -------------------------------------------------- |
+| POST /api/sync                     | sync from scratch (no ``blog_ids``) or the given sites: 202 + job |
+| POST /api/sites/{blog_id}/sync     | one site pulls in every network user: 202 + job    |
+| POST /api/plan                     | dry run of sync / add_user / add_site / set_role   |
+| GET, PATCH /api/settings           | the three trigger switches                         |
+| GET /api/jobs/{job_id}             | job status                                         |
+| GET /api/health                    | database reachable, settings valid (anonymous)     |
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import azure.functions as func
+
+from wpmsync import jobs
+from wpmsync.engine import parse_blog_ids
+from wpmsync.errors import InputError
+from wpmsync.memberships import require_blog_ids
+from wpmsync.settings import parse_switch
+
+from . import common
+
+bp = func.Blueprint()
+
+
+def _force(data: dict[str, Any]) -> bool:
+    return parse_switch("force", data.get("force", False))
+
+
+def _accepted(req: func.HttpRequest, job: jobs.Job) -> func.HttpResponse:
+    url = req.url.split("/api/")[0] + f"/api/jobs/{job.id}"
+    return common.answer({"job_id": job.id, "status": "queued", "batches": job.batches_total,
+                          "status_url": url}, 202, headers={"Location": url})
+
+
+@bp.route(route="sync", methods=["POST"])
+def sync(req: func.HttpRequest) -> func.HttpResponse:
+    def work(correlation: str) -> func.HttpResponse:
+        data = common.body_json(req, required=False)
+        with common.engine() as engine:
+            if "blog_ids" in data:
+                blog_ids = require_blog_ids(engine.network, parse_blog_ids(data["blog_ids"]))
+                kind = "sync_sites"
+            else:
+                blog_ids = [s.blog_id for s in engine.network.live_sites()]
+                kind = "sync_all"
+            job = jobs.start(engine, kind, blog_ids, common.send, force=_force(data),
+                             trigger=f"manual:{correlation}")
+        return _accepted(req, job)
+
+    return common.run(req, "sync", work)
+
+
+@bp.route(route="sites/{blog_id}/sync", methods=["POST"])
+def site_sync(req: func.HttpRequest) -> func.HttpResponse:
+    def work(correlation: str) -> func.HttpResponse:
+        data = common.body_json(req, required=False)
+        with common.engine() as engine:
+            site = engine.network.require_live_site(req.route_params.get("blog_id"))
+            job = jobs.start(engine, "site_pull", [site.blog_id], common.send, force=_force(data),
+                             trigger=f"manual:{correlation}")
+        return _accepted(req, job)
+
+    return common.run(req, "site_sync", work)
+
+
+@bp.route(route="plan", methods=["POST"])
+def plan(req: func.HttpRequest) -> func.HttpResponse:
+    def work(correlation: str) -> func.HttpResponse:
+        data = common.body_json(req, required=False)
+        action = data.get("action", "sync")
+        with common.engine() as engine:
+            if action == "sync":
+                ids = parse_blog_ids(data["blog_ids"]) if "blog_ids" in data else None
+                outcome = engine.sync_sites(ids, force=_force(data), dry_run=True)
+            elif action == "add_user":
+                outcome = engine.add_user_to_all_sites(data.get("user_id"), dry_run=True)
+            elif action == "add_site":
+                outcome = engine.add_all_users_to_site(data.get("blog_id"), force=_force(data), dry_run=True)
+            elif action == "set_role":
+                outcome = engine.replicate_role(data.get("user_id"), data.get("role"), data.get("blog_id"),
+                                                data.get("actor_id"), dry_run=True)
+            else:
+                raise InputError("action must be one of sync, add_user, add_site, set_role")
+        return common.answer(outcome.to_dict())
+
+    return common.run(req, "plan", work)
+
+
+@bp.route(route="settings", methods=["GET", "PATCH", "PUT"])
+def settings(req: func.HttpRequest) -> func.HttpResponse:
+    def work(correlation: str) -> func.HttpResponse:
+        with common.engine() as engine:
+            if req.method == "GET":
+                return common.answer({"settings": engine.settings()})
+            return common.answer({"settings": engine.change_settings(**common.body_json(req))})
+
+    return common.run(req, "settings", work)
+
+
+@bp.route(route="jobs/{job_id}", methods=["GET"])
+def job_status(req: func.HttpRequest) -> func.HttpResponse:
+    def work(correlation: str) -> func.HttpResponse:
+        job_id = req.route_params.get("job_id", "")
+        if not job_id.isalnum() or len(job_id) != 32:
+            raise InputError("job_id must be the 32-character id a sync answered with")
+        with common.engine() as engine:
+            return common.answer(jobs.status(engine.conn, engine.network, job_id))
+
+    return common.run(req, "job_status", work)
+
+
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    """Database reachable and settings valid; never a secret in the answer."""
+    def work(correlation: str) -> func.HttpResponse:
+        try:
+            with common.engine() as engine:
+                body = {"status": "ok", "network_id": engine.config.network_id,
+                        "sites": len(engine.network.live_sites()), "settings": engine.settings()}
+        except Exception as exc:  # health answers 503 with the reason instead of raising
+            message = str(exc) if isinstance(exc, common.WpmsyncError) else type(exc).__name__
+            return common.answer({"status": "error", "error": message, "correlation_id": correlation}, 503)
+        return common.answer(body)
+
+    return common.run(req, "health", work)

@@ -1,0 +1,93 @@
+"""What every function shares: the engine and queue it talks to, JSON answers, error mapping.
+
+Settings and secrets are read once per worker process (secrets are cached by ``wpmsync.secrets``);
+a database connection is opened per invocation and closed after it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any, Callable
+
+import azure.functions as func
+import pymysql
+
+from wpmsync import Config, Engine, WpmsyncError
+from wpmsync.errors import InputError
+from wpmsync.queue import BatchQueue
+from wpmsync.secrets import get_secrets
+
+MAX_BODY = 64 * 1024
+QUEUE_NAME = "wpmsync-batches"  # the poison queue is QUEUE_NAME + "-poison" (the host's convention)
+log = logging.getLogger("wpmsync.functions")
+_queue: BatchQueue | None = None
+
+
+def engine() -> Engine:
+    """A fresh engine (one connection) for this invocation; the password comes from Key Vault."""
+    return Engine(Config.from_env(db_password=get_secrets().db_password()))
+
+
+def queue() -> BatchQueue:
+    global _queue
+    if _queue is None:
+        _queue = BatchQueue.from_env(name=QUEUE_NAME)
+    return _queue
+
+
+def reset() -> None:
+    """Forget the cached queue client (tests point the app at another Azurite)."""
+    global _queue
+    _queue = None
+
+
+def send(messages: list[dict]) -> int:
+    return queue().send(messages)
+
+
+def answer(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body, sort_keys=True, default=str), status_code=status,
+                             mimetype="application/json", headers=headers)
+
+
+def body_json(req: func.HttpRequest, required: bool = True) -> dict[str, Any]:
+    """The request's JSON object, or a clear 400/413."""
+    raw = req.get_body() or b""
+    if len(raw) > MAX_BODY:
+        raise TooLarge(f"request body over {MAX_BODY // 1024} KiB")
+    if not raw.strip():
+        if required:
+            raise InputError("request body must be a JSON object")
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InputError("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InputError("request body must be a JSON object")
+    return data
+
+
+class TooLarge(WpmsyncError):
+    status = 413
+
+
+def run(req: func.HttpRequest, name: str, work: Callable[[str], func.HttpResponse]) -> func.HttpResponse:
+    """Run ``work`` and turn every failure into a JSON answer with the right status.
+    Expected failures (bad input, unknown ids, conflicts, bad signatures) say what was wrong;
+    anything else is a real fault: 500 with a correlation id, logged with its traceback."""
+    correlation = req.headers.get("x-correlation-id") or uuid.uuid4().hex
+    try:
+        return work(correlation)
+    except WpmsyncError as exc:
+        level = logging.ERROR if exc.status >= 500 else logging.WARNING
+        log.log(level, "%s refused", name, extra={"correlation_id": correlation, "status": exc.status,
+                                                   "error": str(exc)})
+        return answer({"error": str(exc), "correlation_id": correlation}, exc.status)
+    except pymysql.MySQLError:
+        log.exception("%s: database fault", name, extra={"correlation_id": correlation})
+        return answer({"error": "database error; see the logs", "correlation_id": correlation}, 500)
+    except Exception:  # noqa: BLE001 - the caller gets an answer, the log gets the traceback
+        log.exception("%s: unexpected fault", name, extra={"correlation_id": correlation})
+        return answer({"error": "internal error; see the logs", "correlation_id": correlation}, 500)

@@ -1,0 +1,62 @@
+"""What each WordPress hook callback does, once its signature and event id have been checked.
+
+| event          | data                                  | switch     | work                          |
+| -------------- | ------------------------------------- | ---------- | ----------------------------- |
+| user_created   | user_id, blog_id (where created)      | new_user   | add to every site (inline)    |
+| site_created   | blog_id                               | new_site   | every user joins (inline when |
+|                |                                       |            | small, else a queued job)     |
+| role_changed   | user_id, blog_id, role, actor_id      | role_sync  | replicate the role (inline)   |
+| user_removed   | user_id, blog_id                      | (always)   | remember the removal          |
+| user_added     | user_id, blog_id                      | (always)   | forget a removal              |
+
+A hook whose switch is off is acknowledged and does nothing.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from . import jobs
+from .engine import Engine
+from .errors import InputError
+
+EVENTS = {"user_created": "new_user", "site_created": "new_site", "role_changed": "role_sync",
+          "user_removed": None, "user_added": None}
+
+
+def _field(data: dict[str, Any], name: str, required: bool = True) -> Any:
+    if name not in data or data[name] in (None, ""):
+        if required:
+            raise InputError(f"hook data lacks {name!r}")
+        return None
+    return data[name]
+
+
+def handle(engine: Engine, event: str, data: Any, send: Callable[[list[dict]], Any]) -> dict[str, Any]:
+    """Run one hook; returns the JSON answer (a ``job_id`` when the work was queued)."""
+    if event not in EVENTS:
+        raise InputError(f"unknown event {event!r}; known: {', '.join(EVENTS)}")
+    if not isinstance(data, dict):
+        raise InputError("hook 'data' must be an object")
+    switch = EVENTS[event]
+    if switch is not None and not engine.settings()[switch]:
+        return {"status": "ignored", "reason": f"the {switch} trigger is off"}
+
+    if event == "user_created":
+        outcome = engine.add_user_to_all_sites(_field(data, "user_id"))
+    elif event == "site_created":
+        site = engine.network.require_live_site(_field(data, "blog_id"))
+        ranges = jobs.memberships_ranges(engine)
+        if len(ranges) > 1:  # more users than one batch: through the queue
+            job = jobs.start(engine, "new_site", [site.blog_id], send, trigger="hook:site_created")
+            return {"status": "queued", "job_id": job.id, "batches": job.batches_total}
+        outcome = engine.add_all_users_to_site(site.blog_id)
+    elif event == "role_changed":
+        outcome = engine.replicate_role(_field(data, "user_id"), _field(data, "role", required=False),
+                                        _field(data, "blog_id"), _field(data, "actor_id", required=False))
+    elif event == "user_removed":
+        return {"status": "done", "removed_from": engine.record_removal(_field(data, "user_id"),
+                                                                          _field(data, "blog_id"))}
+    else:
+        return {"status": "done", "removed_from": engine.forget_removal(_field(data, "user_id"),
+                                                                          _field(data, "blog_id"))}
+    return {"status": "done", **outcome.to_dict()}

@@ -1,0 +1,379 @@
+"""Jobs: a sync cut into batches that a queue runs, and the status anyone can read.
+
+Tables of our own (``{prefix}wpmsync_*``), created on first use and dropped by ``uninstall``:
+
+- ``jobs``: one row per job (kind, sites, force, state queued / running / failed, times);
+- ``job_batches``: one row per batch (one site × one user-id range). A batch's outcome is
+  written by ``record`` inside the batch's own transaction, and only while the row is still
+  pending, so a redelivered queue message changes nothing and is counted once;
+- ``events``: hook event ids already handled (a replay gets the first answer back);
+- ``leases``: named locks with an expiry, for work that spans many connections (the timer).
+
+A job's ``done`` state is derived from its batches (all done), so no row is updated by every
+batch: parallel batches never queue up on one job row.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from .db import named_locks, transaction
+from .errors import Conflict, NotFound
+from .memberships import Batch, Outcome
+from .schema import Network
+
+STALE_MINUTES = 60  # a job with no batch finished for this long no longer blocks new ones
+SKIPPED_KEPT = 50   # per batch: the first skip reasons are kept, the rest counted
+_READY: set[tuple[str, str, str]] = set()
+
+DDL = [
+    """CREATE TABLE IF NOT EXISTS {jobs} (
+        id CHAR(32) NOT NULL PRIMARY KEY,
+        network_id BIGINT NOT NULL,
+        kind VARCHAR(32) NOT NULL,
+        state VARCHAR(16) NOT NULL,
+        blog_ids LONGTEXT NOT NULL,
+        force_add TINYINT NOT NULL DEFAULT 0,
+        trigger_info VARCHAR(255) NULL,
+        result LONGTEXT NULL,
+        error TEXT NULL,
+        created_at DATETIME(6) NOT NULL,
+        started_at DATETIME(6) NULL,
+        finished_at DATETIME(6) NULL,
+        KEY network_state (network_id, state)
+    ) DEFAULT CHARSET=utf8mb4""",
+    """CREATE TABLE IF NOT EXISTS {batches} (
+        job_id CHAR(32) NOT NULL,
+        seq INT NOT NULL,
+        blog_id BIGINT NOT NULL,
+        first_user BIGINT UNSIGNED NOT NULL,
+        last_user BIGINT UNSIGNED NOT NULL,
+        state VARCHAR(16) NOT NULL DEFAULT 'pending',
+        attempts INT NOT NULL DEFAULT 0,
+        added INT NOT NULL DEFAULT 0,
+        skipped_count INT NOT NULL DEFAULT 0,
+        skipped LONGTEXT NULL,
+        error TEXT NULL,
+        finished_at DATETIME(6) NULL,
+        PRIMARY KEY (job_id, seq),
+        KEY job_state (job_id, state)
+    ) DEFAULT CHARSET=utf8mb4""",
+    """CREATE TABLE IF NOT EXISTS {events} (
+        event_id VARCHAR(64) NOT NULL PRIMARY KEY,
+        event VARCHAR(32) NOT NULL,
+        received_at DATETIME(6) NOT NULL,
+        answer LONGTEXT NULL,
+        KEY received (received_at)
+    ) DEFAULT CHARSET=utf8mb4""",
+    """CREATE TABLE IF NOT EXISTS {leases} (
+        name VARCHAR(64) NOT NULL PRIMARY KEY,
+        holder VARCHAR(64) NOT NULL,
+        expires_at DATETIME(6) NOT NULL
+    ) DEFAULT CHARSET=utf8mb4""",
+]
+
+
+def ensure_tables(conn: Any, network: Network) -> None:
+    """Create our tables once per process and database."""
+    key = (network.config.db_host, network.config.db_name, network.tables.prefix)
+    if key in _READY:
+        return
+    t = network.tables
+    names = {"jobs": t.own_table("jobs"), "batches": t.own_table("job_batches"),
+             "events": t.own_table("events"), "leases": t.own_table("leases")}
+    with conn.cursor() as cur:
+        for ddl in DDL:
+            cur.execute(ddl.format(**names))
+    _READY.add(key)
+
+
+def forget_tables() -> None:
+    """After uninstall: the next use creates the tables again."""
+    _READY.clear()
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str
+    blog_ids: list[int]
+    force: bool
+    batches_total: int
+
+
+# ---------------------------------------------------------------- creating a job
+
+def create(conn: Any, network: Network, kind: str, blog_ids: list[int], ranges: list[tuple[int, int]],
+           *, force: bool = False, trigger: str | None = None, result: dict | None = None) -> Job:
+    """A queued job with its batch rows; refused (409) while another job syncs any of the sites."""
+    ensure_tables(conn, network)
+    t = network.tables
+    job = Job(uuid.uuid4().hex, kind, sorted(blog_ids), force, len(blog_ids) * len(ranges))
+    with named_locks(conn, network.config, ["jobs"]):
+        busy = active_jobs(conn, network, job.blog_ids)
+        if busy:
+            other, sites = busy[0]
+            raise Conflict(f"job {other} is still syncing site(s) {', '.join(map(str, sites[:10]))}; "
+                           "wait for it to finish (GET its status) or let it go stale")
+        with transaction(conn) as cur:
+            cur.execute(
+                f"INSERT INTO {t.own_table('jobs')} (id, network_id, kind, state, blog_ids, force_add, "
+                "trigger_info, result, created_at) VALUES (%s, %s, %s, 'queued', %s, %s, %s, %s, NOW(6))",
+                (job.id, network.config.network_id, kind, json.dumps(job.blog_ids), int(force),
+                 trigger, json.dumps(result) if result is not None else None),
+            )
+            rows = [(job.id, seq, blog_id, lo, hi) for seq, (blog_id, (lo, hi)) in
+                    enumerate(((b, r) for b in job.blog_ids for r in ranges))]
+            for start in range(0, len(rows), 500):
+                chunk = rows[start:start + 500]
+                cur.execute(
+                    f"INSERT INTO {t.own_table('job_batches')} (job_id, seq, blog_id, first_user, last_user) "
+                    f"VALUES {', '.join(['(%s, %s, %s, %s, %s)'] * len(chunk))}",
+                    [x for row in chunk for x in row],
+                )
+    return job
+
+
+def active_jobs(conn: Any, network: Network, blog_ids: Iterable[int] | None = None) -> list[tuple[str, list[int]]]:
+    """Jobs of this network still queued or with pending batches, and recently active,
+    that touch any of ``blog_ids`` (all, when None): (job id, overlapping sites)."""
+    ensure_tables(conn, network)
+    t = network.tables
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT j.id, j.blog_ids FROM {t.own_table('jobs')} j WHERE j.network_id = %s "
+            "AND j.state IN ('queued', 'running') AND (j.state = 'queued' OR EXISTS (SELECT 1 FROM "
+            f"{t.own_table('job_batches')} b WHERE b.job_id = j.id AND b.state = 'pending')) "
+            "AND GREATEST(j.created_at, COALESCE(j.started_at, j.created_at), COALESCE((SELECT MAX(b.finished_at) "
+            f"FROM {t.own_table('job_batches')} b WHERE b.job_id = j.id), j.created_at)) "
+            "> NOW(6) - INTERVAL %s MINUTE ORDER BY j.created_at",
+            (network.config.network_id, STALE_MINUTES),
+        )
+        rows = cur.fetchall()
+    wanted = None if blog_ids is None else set(blog_ids)
+    busy = []
+    for job_id, raw in rows:
+        sites = json.loads(raw)
+        overlap = sites if wanted is None else sorted(wanted & set(sites))
+        if overlap:
+            busy.append((job_id, overlap))
+    return busy
+
+
+# ---------------------------------------------------------------- running it
+
+def prepare_message(job_id: str) -> dict[str, Any]:
+    return {"type": "prepare", "job": job_id}
+
+
+def batch_messages(conn: Any, network: Network, job_id: str, chunk: int = 1000) -> Iterator[list[dict]]:
+    """The job's batch messages, a chunk at a time (memory stays flat for 50,000 batches)."""
+    t = network.tables
+    last = -1
+    while True:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT seq FROM {t.own_table('job_batches')} WHERE job_id = %s AND seq > %s "
+                        "AND state = 'pending' ORDER BY seq LIMIT %s", (job_id, last, chunk))
+            seqs = [int(r[0]) for r in cur.fetchall()]
+        if not seqs:
+            return
+        last = seqs[-1]
+        yield [{"type": "batch", "job": job_id, "seq": s} for s in seqs]
+
+
+def load(conn: Any, network: Network, job_id: str) -> dict[str, Any]:
+    ensure_tables(conn, network)
+    with conn.cursor(dict_cursor()) as cur:
+        cur.execute(f"SELECT * FROM {network.tables.own_table('jobs')} WHERE id = %s AND network_id = %s",
+                    (job_id, network.config.network_id))
+        row = cur.fetchone()
+    if row is None:
+        raise NotFound(f"job {job_id} does not exist")
+    row["blog_ids"] = json.loads(row["blog_ids"])
+    return row
+
+
+def mark_running(conn: Any, network: Network, job_id: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute(f"UPDATE {network.tables.own_table('jobs')} SET state = 'running', started_at = NOW(6) "
+                    "WHERE id = %s AND state = 'queued'", (job_id,))
+
+
+def batch_of(conn: Any, network: Network, job_id: str, seq: int) -> tuple[Batch, str] | None:
+    """The batch a message names, and its state; None when the job is gone (uninstalled)."""
+    ensure_tables(conn, network)
+    t = network.tables
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT b.blog_id, b.first_user, b.last_user, b.state, j.force_add FROM {t.own_table('job_batches')} b "
+            f"JOIN {t.own_table('jobs')} j ON j.id = b.job_id WHERE b.job_id = %s AND b.seq = %s",
+            (job_id, seq),
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None
+    blog_id, lo, hi, state, force = row
+    return Batch((int(blog_id),), int(lo), int(hi), bool(force)), state
+
+
+def recorder(network: Network, job_id: str, seq: int):
+    """``record`` for ``apply_batch``: mark the batch done in the batch's own transaction."""
+    table = network.tables.own_table("job_batches")
+
+    def record(cur: Any, outcome: Outcome) -> None:
+        cur.execute(
+            f"UPDATE {table} SET state = 'done', attempts = attempts + 1, added = %s, skipped_count = %s, "
+            "skipped = %s, finished_at = NOW(6) WHERE job_id = %s AND seq = %s AND state = 'pending'",
+            (outcome.added, len(outcome.skipped),
+             json.dumps(outcome.skipped[:SKIPPED_KEPT]) if outcome.skipped else None, job_id, seq),
+        )
+    return record
+
+
+def record_attempt_error(conn: Any, network: Network, job_id: str, seq: int, error: str) -> None:
+    """A failed try: counted and kept; the queue will try again."""
+    with conn.cursor() as cur:
+        cur.execute(f"UPDATE {network.tables.own_table('job_batches')} SET attempts = attempts + 1, "
+                    "error = %s WHERE job_id = %s AND seq = %s AND state = 'pending'",
+                    (error[:2000], job_id, seq))
+
+
+def fail(conn: Any, network: Network, job_id: str, seq: int | None, reason: str) -> None:
+    """The queue gave up on a message (poison): the batch and its job end failed, with the reason."""
+    ensure_tables(conn, network)
+    t = network.tables
+    with transaction(conn) as cur:
+        if seq is not None:
+            cur.execute(f"UPDATE {t.own_table('job_batches')} SET state = 'failed', "
+                        "error = CONCAT_WS(': ', %s, error), finished_at = NOW(6) "
+                        "WHERE job_id = %s AND seq = %s AND state = 'pending'", (reason[:500], job_id, seq))
+        cur.execute(f"UPDATE {t.own_table('jobs')} SET state = 'failed', error = COALESCE(error, %s), "
+                    "finished_at = COALESCE(finished_at, NOW(6)) WHERE id = %s", (reason[:2000], job_id))
+
+
+# ---------------------------------------------------------------- status
+
+def status(conn: Any, network: Network, job_id: str) -> dict[str, Any]:
+    """State, batches done/total, memberships added, skips and errors, times."""
+    job = load(conn, network, job_id)
+    t = network.tables
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(state = 'done'), 0), COALESCE(SUM(state = 'failed'), 0), "
+            f"COALESCE(SUM(added), 0), COALESCE(SUM(skipped_count), 0), MAX(finished_at) "
+            f"FROM {t.own_table('job_batches')} WHERE job_id = %s", (job_id,))
+        total, done, failed, added, skipped_count, last_finished = cur.fetchone()
+        cur.execute(f"SELECT skipped FROM {t.own_table('job_batches')} WHERE job_id = %s AND skipped IS NOT NULL "
+                    "ORDER BY seq LIMIT 20", (job_id,))
+        skipped: list[dict] = []
+        for (raw,) in cur.fetchall():
+            skipped.extend(s for s in json.loads(raw) if s not in skipped)
+        cur.execute(f"SELECT seq, blog_id, first_user, last_user, state, attempts, error FROM "
+                    f"{t.own_table('job_batches')} WHERE job_id = %s AND error IS NOT NULL ORDER BY seq LIMIT 20",
+                    (job_id,))
+        errors = [{"batch": int(seq), "blog_id": int(b), "first_user": int(lo), "last_user": int(hi),
+                   "state": st, "attempts": int(n), "error": e} for seq, b, lo, hi, st, n, e in cur.fetchall()]
+    state = job["state"]
+    if state != "failed" and int(failed):
+        state = "failed"
+    elif state == "running" and int(done) == int(total):
+        state = "done"
+    finished = job["finished_at"] or (last_finished if state == "done" else None)
+    return {
+        "job_id": job_id, "kind": job["kind"], "state": state, "blog_ids": job["blog_ids"],
+        "force": bool(job["force_add"]), "trigger": job["trigger_info"],
+        "batches": {"done": int(done), "failed": int(failed), "total": int(total)},
+        "memberships_added": int(added), "roles_set": 0,
+        "skipped": {"count": int(skipped_count), "first": skipped[:SKIPPED_KEPT]},
+        "errors": ([{"job": job["error"]}] if job["error"] else []) + errors,
+        "result": json.loads(job["result"]) if job["result"] else None,
+        "created_at": _iso(job["created_at"]), "started_at": _iso(job["started_at"]),
+        "finished_at": _iso(finished),
+    }
+
+
+def finish_inline(conn: Any, network: Network, job_id: str, error: str | None = None) -> None:
+    """A job without batches (a reconcile that found nothing) ends here."""
+    with conn.cursor() as cur:
+        cur.execute(f"UPDATE {network.tables.own_table('jobs')} SET state = %s, error = %s, "
+                    "started_at = COALESCE(started_at, NOW(6)), finished_at = NOW(6) WHERE id = %s",
+                    ("failed" if error else "running", error, job_id))
+
+
+# ---------------------------------------------------------------- leases
+
+def acquire_lease(conn: Any, network: Network, name: str, holder: str, seconds: int) -> bool:
+    """Take the lease ``name`` unless someone else holds it and it has not expired."""
+    ensure_tables(conn, network)
+    table = network.tables.own_table("leases")
+    with transaction(conn) as cur:
+        cur.execute(
+            f"INSERT INTO {table} (name, holder, expires_at) VALUES (%s, %s, NOW(6) + INTERVAL %s SECOND) "
+            "ON DUPLICATE KEY UPDATE holder = IF(expires_at < NOW(6) OR holder = VALUES(holder), VALUES(holder), holder), "
+            "expires_at = IF(holder = VALUES(holder), VALUES(expires_at), expires_at)",
+            (name, holder, seconds),
+        )
+        cur.execute(f"SELECT holder FROM {table} WHERE name = %s", (name,))
+        return cur.fetchone()[0] == holder
+
+
+def release_lease(conn: Any, network: Network, name: str, holder: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute(f"DELETE FROM {network.tables.own_table('leases')} WHERE name = %s AND holder = %s",
+                    (name, holder))
+
+
+def dict_cursor() -> Any:
+    import pymysql.cursors
+    return pymysql.cursors.DictCursor
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() + "Z" if value is not None else None
+
+
+# ---------------------------------------------------------------- the queue side
+
+def start(engine: Any, kind: str, blog_ids: list[int], send: Any, *, force: bool = False,
+          trigger: str | None = None) -> Job:
+    """Create a job for these (validated) sites and queue its first message."""
+    ranges = memberships_ranges(engine)
+    job = create(engine.conn, engine.network, kind, blog_ids, ranges, force=force, trigger=trigger)
+    send([prepare_message(job.id)])
+    return job
+
+
+def memberships_ranges(engine: Any) -> list[tuple[int, int]]:
+    from .memberships import user_ranges
+    return user_ranges(engine.conn, engine.network, engine.config.batch_size)
+
+
+def handle_prepare(engine: Any, job_id: str, send: Any) -> int:
+    """Decide ``primary_blog`` once for the whole job, then fan out one message per batch.
+    Redelivered: the fan-out runs again, which is harmless (batches are idempotent)."""
+    job = load(engine.conn, engine.network, job_id)
+    if job["state"] == "failed":
+        return 0
+    engine.prepare(job["blog_ids"], force=bool(job["force_add"]))
+    sent = 0
+    for chunk in batch_messages(engine.conn, engine.network, job_id):
+        sent += send(chunk) or len(chunk)
+    mark_running(engine.conn, engine.network, job_id)
+    return sent
+
+
+def handle_batch(engine: Any, job_id: str, seq: int) -> Outcome | None:
+    """Run one batch of a job; its outcome is recorded in the batch's own transaction.
+    A batch already done (a redelivered message) is not run again. An error is noted on the
+    batch and raised again, so the queue retries the message."""
+    found = batch_of(engine.conn, engine.network, job_id, seq)
+    if found is None or found[1] != "pending":
+        return None
+    batch, _ = found
+    try:
+        return engine.run_batch(batch, record=recorder(engine.network, job_id, seq))
+    except Exception as exc:
+        record_attempt_error(engine.conn, engine.network, job_id, seq, f"{type(exc).__name__}: {exc}")
+        raise

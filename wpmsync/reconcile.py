@@ -1,0 +1,52 @@
+"""The timer's reconcile: repair memberships that drifted, report role differences.
+
+With the new-user or new-site trigger on, a missed hook or a hand edit leaves users missing from
+sites: the reconcile finds those sites (one probe per site) and queues a job for them, as an
+automatic sync (removals are respected). With role sync on, users whose roles differ across
+sites are reported, never overwritten. It never overlaps itself (a lease that expires if its
+holder dies) nor a running sync job of this network.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from . import events, jobs, memberships
+from .engine import Engine
+
+LEASE = "reconcile"
+LEASE_SECONDS = 600
+log = logging.getLogger("wpmsync.reconcile")
+
+
+def reconcile(engine: Engine) -> dict[str, Any]:
+    """One reconcile pass. Returns what it did, including the job it queued (if any)."""
+    conn, network = engine.conn, engine.network
+    switches = engine.settings()
+    if not any(switches.values()):
+        return {"status": "skipped", "reason": "all triggers are off"}
+    holder = uuid.uuid4().hex
+    if not jobs.acquire_lease(conn, network, LEASE, holder, LEASE_SECONDS):
+        return {"status": "skipped", "reason": "another reconcile is running"}
+    try:
+        busy = jobs.active_jobs(conn, network)
+        if busy:
+            return {"status": "skipped", "reason": f"sync job {busy[0][0]} is running"}
+        findings: dict[str, Any] = {"switches": switches}
+        drifted: list[int] = []
+        if switches["new_user"] or switches["new_site"]:
+            live = [s.blog_id for s in network.live_sites()]
+            drifted = memberships.sites_missing_members(conn, network, live)
+            findings["sites_missing_members"] = drifted
+        if switches["role_sync"]:
+            findings["role_differences"] = memberships.role_differences(conn, network)
+        ranges = memberships.user_ranges(conn, network, engine.config.batch_size) if drifted else []
+        job = jobs.create(conn, network, "reconcile", drifted, ranges, trigger="timer", result=findings)
+        if not drifted:
+            jobs.finish_inline(conn, network, job.id)
+        events.prune(conn, network)
+        log.info("reconcile: %s", {"job": job.id, **findings})
+        return {"status": "queued" if drifted else "in_sync", "job_id": job.id, **findings}
+    finally:
+        jobs.release_lease(conn, network, LEASE, holder)
