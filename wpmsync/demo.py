@@ -1,10 +1,15 @@
-"""``python -m wpmsync demo``: a demo network built by real WordPress, synced, with a report.
+"""``python -m wpmsync demo``: a demo network built by real WordPress, synced through the
+Functions app's own handlers (HTTP actions, signed hooks, the queue function on Azurite), with a
+before/after report.
 
-Needs the repo's ``wpfixture`` package (PHP + Debian's WordPress); it is a development tool and
-is imported only here. It refuses to touch anything but a local database, which it recreates.
+Needs the repo's ``wpfixture`` package (PHP + Debian's WordPress, Azurite); it is a development
+tool and is imported only here. It refuses to touch anything but a local database, which it
+recreates.
 """
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections import Counter
 from typing import Any
@@ -43,7 +48,7 @@ def _table(before: dict[int, Counter], after: dict[int, Counter], sites: dict[in
 
 
 def run_demo(config: Config, *, users: int = 12, sites: int = 4, as_json: bool = False) -> dict[str, Any]:
-    """Build, sync, show. Returns the JSON document of the CLI."""
+    """Build, sync through the Functions app's handlers, show. Returns the CLI's JSON document."""
     if config.db_host not in LOCAL_HOSTS:
         raise ConfigError("the demo recreates its database: it runs only against a local MariaDB")
     db_name = config.db_name if config.db_name != "wordpress" else DEMO_DB
@@ -51,6 +56,8 @@ def run_demo(config: Config, *, users: int = 12, sites: int = 4, as_json: bool =
     say = (lambda *a: None) if as_json else print
     try:
         from wpfixture import build_network
+        from wpfixture.azurite import start_azurite, stop
+        from wpfixture.local_host import LocalFunctions
     except ImportError:
         raise ConfigError("the demo needs the repo's wpfixture package: run it from the repo root") from None
 
@@ -67,42 +74,82 @@ def run_demo(config: Config, *, users: int = 12, sites: int = 4, as_json: bool =
     wp.add_user_to_blog(first_site, net.user_ids[0], "editor")  # an existing member, left alone
     say(f"  built in {time.perf_counter() - started:.1f}s by wp_install, wpmu_create_blog, wpmu_create_user")
 
-    report: dict[str, Any] = {"command": "demo", "database": db_name}
+    with tempfile.TemporaryDirectory(prefix="wpmsync-demo-") as tmp:
+        azurite, connection = start_azurite(tmp)
+        saved = {k: os.environ.get(k) for k in DEMO_ENV}
+        os.environ.update({"AzureWebJobsStorage": connection, "WPMSYNC_DB_NAME": db_name,
+                           "WPMSYNC_TABLE_PREFIX": config.table_prefix, "WPMSYNC_HOOK_SECRET": DEMO_SECRET,
+                           "WPMSYNC_BATCH_SIZE": str(max(2, users // 3))})
+        try:
+            report = _through_functions(config, wp, net, first_site, LocalFunctions(DEMO_SECRET), say)
+        finally:
+            stop(azurite)
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    report["database"] = db_name
+    return report
+
+
+DEMO_SECRET = "demo-hook-secret-not-for-production"
+DEMO_ENV = ("AzureWebJobsStorage", "WPMSYNC_DB_NAME", "WPMSYNC_TABLE_PREFIX", "WPMSYNC_HOOK_SECRET",
+            "WPMSYNC_BATCH_SIZE")
+
+
+def _through_functions(config: Config, wp: Any, net: Any, first_site: int, app: Any, say: Any) -> dict[str, Any]:
+    """The sync and the three triggers, each through the function a real deployment would run."""
+    from blueprints import common
+    from wpmsync.secrets import reset_secrets
+
+    reset_secrets()
+    common.reset()
+    common.queue().ensure()
+    common.queue().poison().ensure()
     with Engine(config) as engine:
         names = {s.blog_id: s.path for s in engine.network.live_sites()}
         before = members_by_site(engine)
-        engine.change_settings(new_user="on", new_site="on", role_sync="on")
-        plan = engine.sync_sites(None, dry_run=True)
-        say(f"\nPlan (dry run): {plan.added} memberships to add on {len(plan.sites)} sites")
-        started = time.perf_counter()
-        synced = engine.sync_sites(None)
-        seconds = time.perf_counter() - started
-        say(f"Sync from scratch: added {synced.added} memberships in {seconds:.2f}s")
 
-        # The three triggers, as the hooks will call them.
-        newcomer = wp.create_user("newcomer")
-        wp.add_user_to_blog(first_site, newcomer, "author")  # created by a subsite admin
-        joined = engine.add_user_to_all_sites(newcomer)
-        say(f"New user {newcomer} (created on site {first_site}): joined {joined.added} more sites")
-        new_site = wp.create_site("fresh", "Fresh site", options={"default_role": "contributor"})
-        engine.network = type(engine.network).load(engine.conn, config)
+    app.http("settings", "PATCH", "settings", {"new_user": "on", "new_site": "on", "role_sync": "on"})
+    _, plan = app.http("plan", "POST", "plan", {})
+    say(f"\nPOST /api/plan: {plan['added']} memberships to add on {len(plan['sites'])} sites")
+    status, queued = app.http("sync", "POST", "sync", {})
+    say(f"POST /api/sync: {status}, job {queued['job_id']} with {queued['batches']} batches")
+    started = time.perf_counter()
+    delivered = app.drain()
+    job = app.job(queued["job_id"])
+    say(f"  queue function ran {delivered} messages in {time.perf_counter() - started:.2f}s; "
+        f"GET /api/jobs/{{id}}: {job['state']}, batches {job['batches']['done']}/{job['batches']['total']}, "
+        f"{job['memberships_added']} memberships added")
+
+    newcomer = wp.create_user("newcomer")
+    wp.add_user_to_blog(first_site, newcomer, "author")  # created by a subsite admin
+    _, joined = app.hook("user_created", {"user_id": newcomer, "blog_id": first_site})
+    say(f"hook user_created (user {newcomer}, made on site {first_site}): joined {joined['added']} more sites")
+    new_site = wp.create_site("fresh", "Fresh site", options={"default_role": "contributor"})
+    status, filled = app.hook("site_created", {"blog_id": new_site})
+    if status == 202:
+        app.drain()
+        filled = {"added": app.job(filled["job_id"])["memberships_added"], "via": "queue"}
+    say(f"hook site_created (site {new_site}): {filled['added']} users joined as contributor"
+        f"{' (through the queue)' if filled.get('via') else ''}")
+    wp.set_role(1, net.user_ids[1], "editor")
+    _, replicated = app.hook("role_changed", {"user_id": net.user_ids[1], "blog_id": 1, "role": "editor",
+                                              "actor_id": net.admin_user_id})
+    say(f"hook role_changed (user {net.user_ids[1]} made editor on the main site): role set on "
+        f"{replicated['roles_set']} other sites ({len(replicated['skipped'])} left as they were)")
+
+    with Engine(config) as engine:
         names = {s.blog_id: s.path for s in engine.network.live_sites()}
-        filled = engine.add_all_users_to_site(new_site)
-        say(f"New site {new_site}: {filled.added} users joined as contributor")
-        wp.set_role(1, net.user_ids[1], "editor")
-        replicated = engine.replicate_role(net.user_ids[1], "editor", 1)
-        say(f"User {net.user_ids[1]} made editor on the main site: role set on {replicated.roles_set} "
-            f"other sites ({len(replicated.skipped)} left as they were)")
         after = members_by_site(engine)
-
     say("\nMemberships per site (before -> after):")
     say(_table(before, after, names))
     seen = wp.read_back(members=False)
-    memberships = sum(len(b["users"]) for b in seen["blogs"].values() if not (b["archived"] or b["spam"] or b["deleted"]))
+    memberships = sum(len(b["users"]) for b in seen["blogs"].values()
+                      if not (b["archived"] or b["spam"] or b["deleted"]))
     say(f"\nWordPress itself (get_users per site) now sees {memberships} memberships; "
-        f"rerun `python -m wpmsync plan --db {db_name}` to see there is nothing left to add.")
-    report.update(before={str(k): sum(v.values()) for k, v in before.items()},
-                  after={str(k): sum(v.values()) for k, v in after.items()},
-                  sync=synced.to_dict(), new_user=joined.to_dict(), new_site=filled.to_dict(),
-                  role=replicated.to_dict(), wordpress_sees=memberships)
-    return report
+        f"`python -m wpmsync plan --db {config.db_name}` shows there is nothing left to add.")
+    return {"command": "demo", "before": {str(k): sum(v.values()) for k, v in before.items()},
+            "after": {str(k): sum(v.values()) for k, v in after.items()}, "job": job,
+            "new_user": joined, "new_site": filled, "role": replicated, "wordpress_sees": memberships}

@@ -1,0 +1,28 @@
+"""The README's demo command keeps working: a network built by WordPress, synced through the
+Functions app's handlers and the queue on Azurite."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import DB_PREFIX, ROOT
+from wpfixture import drop_database
+
+
+def test_demo_syncs_every_site_through_the_functions():
+    db = f"{DB_PREFIX}demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WPMSYNC_") and k != "AzureWebJobsStorage"}
+    try:
+        done = subprocess.run([sys.executable, "-m", "wpmsync", "demo", "--users", "5", "--sites", "2",
+                               "--db", db, "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["job"]["state"] == "done" and report["job"]["memberships_added"] == 14  # 5 users x 3 sites - 1
+        assert report["new_user"]["added"] == 2 and report["role"]["roles_set"] == 3
+        assert set(report["after"].values()) == {7}  # admin + 5 users + newcomer on every site
+        assert report["wordpress_sees"] == 7 * 4
+    finally:
+        drop_database(db)
