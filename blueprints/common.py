@@ -15,11 +15,11 @@ import pymysql
 
 from wpmsync import Config, Engine, WpmsyncError
 from wpmsync.errors import InputError
-from wpmsync.queue import BatchQueue
+from wpmsync.queue import DEFAULT_QUEUE_NAME, BatchQueue
 from wpmsync.secrets import get_secrets
 
 MAX_BODY = 64 * 1024
-QUEUE_NAME = "wpmsync-batches"  # the poison queue is QUEUE_NAME + "-poison" (the host's convention)
+QUEUE_NAME = DEFAULT_QUEUE_NAME  # the poison queue is QUEUE_NAME + "-poison" (the host's convention)
 log = logging.getLogger("wpmsync.functions")
 _queue: BatchQueue | None = None
 

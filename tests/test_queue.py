@@ -30,7 +30,7 @@ class NoTokenCredential:
 
 def fresh_queue(conn: str, **env) -> BatchQueue:
     name = f"t{uuid.uuid4().hex[:12]}"
-    q = BatchQueue.from_env({"AzureWebJobsStorage": conn, "WPMSYNC_QUEUE_NAME": name, **env})
+    q = BatchQueue.from_env({"AzureWebJobsStorage": conn, **env}, name=name)
     q.ensure()
     return q
 
@@ -135,16 +135,15 @@ def test_not_dev_storage():
 def test_connection_string_account():
     conn = ("DefaultEndpointsProtocol=https;AccountName=wpmsyncstore;AccountKey=c2VjcmV0a2V5;"
             "EndpointSuffix=core.windows.net")
-    q = BatchQueue.from_env({"AzureWebJobsStorage": conn, "WPMSYNC_QUEUE_NAME": "my-batches"})
+    q = BatchQueue.from_env({"AzureWebJobsStorage": conn}, name="my-batches")
     assert q.url == "https://wpmsyncstore.queue.core.windows.net/my-batches"
     assert q.poison().name == "my-batches-poison"
     assert "c2VjcmV0a2V5" not in repr(q)
 
 
-def test_name_argument_wins_over_setting():
-    q = BatchQueue.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true",
-                             "WPMSYNC_QUEUE_NAME": "from-setting"}, name="from-arg")
-    assert q.name == "from-arg"
+def test_default_name_is_the_one_the_trigger_listens_on():
+    q = BatchQueue.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    assert q.name == "wpmsync-batches" and q.poison().name == "wpmsync-batches-poison"
 
 
 def test_identity_based_account_name():
@@ -189,14 +188,19 @@ def test_connection_string_wins_over_identity_settings():
     ({"AzureWebJobsStorage": "AccountName=onlyname"}, "AzureWebJobsStorage is not a usable"),
     ({"AzureWebJobsStorage__accountName": "Bad_Name!"}, "AzureWebJobsStorage__accountName"),
     ({"AzureWebJobsStorage__queueServiceUri": "ftp://x"}, "AzureWebJobsStorage__queueServiceUri"),
-    ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "WPMSYNC_QUEUE_NAME": "Bad_Queue"}, "WPMSYNC_QUEUE_NAME"),
-    ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "WPMSYNC_QUEUE_NAME": "a--b"}, "WPMSYNC_QUEUE_NAME"),
-    ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "WPMSYNC_QUEUE_NAME": "q" * 57}, "WPMSYNC_QUEUE_NAME"),
 ])
 def test_bad_settings_are_one_line_config_errors(env, needle):
     with pytest.raises(ConfigError) as info:
         BatchQueue.from_env(env)
     assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["Bad_Queue", "a--b", "q" * 57])
+def test_bad_queue_names_are_refused(name):
+    with pytest.raises(ConfigError) as info:
+        BatchQueue.from_env({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}, name=name)
+    assert "not a valid queue name" in str(info.value)
     assert "\n" not in str(info.value)
 
 

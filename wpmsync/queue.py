@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .errors import ConfigError
 
-QUEUE_SETTING = "WPMSYNC_QUEUE_NAME"
 DEFAULT_QUEUE_NAME = "wpmsync-batches"
 POISON_SUFFIX = "-poison"
 CONNECTION_SETTING = "AzureWebJobsStorage"
@@ -49,7 +48,7 @@ _QUEUE_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
 _ACCOUNT_NAME_RE = re.compile(r"^[a-z0-9]{3,24}$")
 
 
-def validate_queue_name(name: str, setting: str = QUEUE_SETTING) -> str:
+def validate_queue_name(name: str, setting: str = "queue name") -> str:
     """Azure's rules, and room for the ``-poison`` suffix (so at most 56 characters)."""
     if not isinstance(name, str) or not _QUEUE_NAME_RE.match(name) or len(name) > 63 - len(POISON_SUFFIX):
         raise ConfigError(
@@ -131,9 +130,10 @@ class BatchQueue:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, name: str | None = None,
                  *, credential_factory: Callable[[str | None], Any] | None = None) -> "BatchQueue":
-        """The queue named by ``name``, else ``WPMSYNC_QUEUE_NAME``, else ``wpmsync-batches``."""
+        """The queue named by ``name`` (default ``wpmsync-batches``, the name the queue trigger
+        listens on), in the storage account of ``AzureWebJobsStorage``."""
         env = os.environ if env is None else env
-        queue_name = name or env.get(QUEUE_SETTING, "").strip() or DEFAULT_QUEUE_NAME
+        queue_name = name or DEFAULT_QUEUE_NAME
         validate_queue_name(queue_name)
         service = service_client_from_env(env, credential_factory=credential_factory)
         return cls(service.get_queue_client(queue_name), service_client=service)
