@@ -1,8 +1,8 @@
 """The batch queue: one message per batch of a sync job, and its poison queue.
 
 Messages are plain JSON (host.json sets ``messageEncoding: none``):
-``{"type": "prepare", "job": ID}`` decides primary_blog and fans out one
-``{"type": "batch", "job": ID, "seq": N}`` per batch. A message that fails is retried by the
+``{"type": "prepare", "job": ID}`` fans out one ``{"type": "batch", "job": ID, "seq": N}``
+per batch (the job's sites × one user-id range). A message that fails is retried by the
 host; after ``maxDequeueCount`` tries it lands in the poison queue, where the job is marked
 failed with the batch and the reason, so it never stays ``running``.
 """

@@ -5,7 +5,7 @@ import multiprocessing
 from typing import Any
 
 from conftest import network1_users
-from wpmsync import Config, Engine
+from wpmsync import Config, Engine, db
 
 
 def _worker(db: str, prefix: str, op: str, arg: int | None, barrier: Any, errors: Any) -> None:
@@ -24,7 +24,8 @@ def _worker(db: str, prefix: str, op: str, arg: int | None, barrier: Any, errors
         errors.put(f"{op}: {exc!r}")
 
 
-def test_overlapping_syncs_in_parallel_processes_write_each_membership_once(twins):
+def test_overlapping_syncs_in_parallel_processes_write_each_membership_once(twins, monkeypatch):
+    monkeypatch.setattr(db, "LOCK_BUCKET", 1)  # one user per batch: many small commits (forked)
     a, b = twins
     a.wp.sync_like_plugin(network_id=1, user_ids=network1_users(a))
     ctx = multiprocessing.get_context("fork")

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _progress(done: int, total: int) -> None:
     step = max(1, total // 20)
     if done == total or done % step == 0:
-        print(f"progress: {done}/{total} sites", file=sys.stderr, flush=True)
+        print(f"progress: {done}/{total} batches", file=sys.stderr, flush=True)
 
 
 def summary(outcome: Outcome) -> str:

@@ -1,9 +1,10 @@
-"""Connections and the named locks that keep writers of one site apart.
+"""Connections and the named locks that keep writers of the same users apart.
 
 ``usermeta`` has no unique key on (user_id, meta_key), so two writers inserting the same
-membership at once would both succeed. Every writer of a site's memberships holds the named lock
-of that site (``GET_LOCK``) around its transaction and inserts only where no row exists. A named
-lock is freed by the server when the connection dies, so a crashed worker never wedges a site.
+membership at once would both succeed. Every writer of a user's memberships holds the named lock
+of that user's id bucket (``GET_LOCK``) around its transaction and inserts only where no row
+exists. A named lock is freed by the server when the connection dies, so a crashed worker never
+wedges anything.
 """
 from __future__ import annotations
 
@@ -93,10 +94,15 @@ def named_locks(conn: pymysql.connections.Connection, config: Config,
                     cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
 
 
-def site_lock(blog_id: int) -> str:
-    """Lock scope for writes of one site's memberships."""
-    return f"blog:{blog_id}"
+LOCK_BUCKET = 256  # user ids per lock: writers of users in the same bucket take turns
 
 
-PRIMARY_BLOG_LOCK = "primary_blog"
+def user_locks(first_user: int, last_user: int) -> list[str]:
+    """Lock scopes for writing the memberships of users ``first_user..last_user``: one per
+    bucket of ``LOCK_BUCKET`` user ids. Whoever writes a user's rows on any site holds its
+    bucket, so two writers of one (user, site) never interleave; batches of one job cover
+    whole, disjoint buckets and run side by side."""
+    return [f"users:{b}" for b in range(first_user // LOCK_BUCKET, last_user // LOCK_BUCKET + 1)]
+
+
 SITEMETA_LOCK = "sitemeta"

@@ -17,7 +17,7 @@ from .replication import replicate_role
 from .roles import SiteRoles, load_site_roles
 from .schema import REMOVED_META_KEY, Network
 
-Progress = Callable[[int, int], None]  # (sites done, sites in all)
+Progress = Callable[[int, int], None]  # (batches done, batches in all)
 
 
 class Engine:
@@ -51,7 +51,7 @@ class Engine:
             outcome.skip("user is flagged spam or deleted", user_id=user.user_id)
             return outcome
         blog_ids = [s.blog_id for s in self.network.live_sites()]
-        return self._sync(blog_ids, force, dry_run, None, user.user_id, user.user_id)
+        return self._sync(blog_ids, force, dry_run, None, user.user_id)
 
     # -- 2. new site -------------------------------------------------------------------
     def add_all_users_to_site(self, blog_id: Any, *, force: bool = False, dry_run: bool = False,
@@ -72,13 +72,13 @@ class Engine:
         return self._sync(ids, force, dry_run, progress)
 
     def plan_batches(self, blog_ids: Iterable[int], *, force: bool = False) -> list[Batch]:
-        """The batches of a sync (one site × one user-id range each), for a queue to run."""
-        ranges = memberships.user_ranges(self.conn, self.network, self.config.batch_size)
-        return memberships.make_batches(blog_ids, ranges, force)
+        """The batches of a sync (all its sites × one user-id range each), for a queue to run."""
+        return memberships.make_batches(blog_ids, self.user_ranges(len(set(blog_ids))), force)
 
-    def prepare(self, blog_ids: Iterable[int], *, force: bool = False) -> Outcome:
-        """Run once per sync job before its batches fan out: decides ``primary_blog``."""
-        return memberships.assign_primary_blogs(self.conn, self.network, blog_ids, force=force)
+    def user_ranges(self, sites: int) -> list[tuple[int, int]]:
+        """User-id ranges sized so a batch holds about ``batch_size`` memberships."""
+        per_batch = memberships.users_per_batch(self.config.batch_size, sites)
+        return memberships.user_ranges(self.conn, self.network, per_batch)
 
     def run_batch(self, batch: Batch, site_roles: dict[int, SiteRoles] | None = None,
                   record: Callable[[Any, Outcome], None] | None = None) -> Outcome:
@@ -87,29 +87,24 @@ class Engine:
         return memberships.apply_batch(self.conn, self.network, batch, site_roles, record)
 
     def _sync(self, blog_ids: list[int], force: bool, dry_run: bool, progress: Progress | None,
-              first_user: int = 1, last_user: int = memberships.MAX_USER_ID) -> Outcome:
+              first_user: int | None = None) -> Outcome:
+        """Sync these sites for every user (or one user), batch by batch."""
+        if first_user is not None:  # one user: one batch over all its sites
+            ranges = [(first_user, first_user)]
+        else:
+            ranges = self.user_ranges(len(blog_ids))
         if dry_run:
-            return memberships.preview(self.conn, self.network, blog_ids, force=force,
-                                       first_user=first_user, last_user=last_user, progress=progress)
+            return memberships.preview(self.conn, self.network, blog_ids, ranges, force=force,
+                                       progress=progress)
         # The sites' roles and default_role are read once for the whole job.
         site_roles = load_site_roles(self.conn, self.network.tables,
                                      [b for b in blog_ids if self.network.sites[b].live])
-        outcome = memberships.assign_primary_blogs(self.conn, self.network, blog_ids, force=force,
-                                                   first_user=first_user, last_user=last_user,
-                                                   site_roles=site_roles)
-        if first_user == last_user:  # one user: one batch over all its sites
-            batches = [Batch(tuple(blog_ids), first_user, last_user, force)]
-        else:
-            batches = self.plan_batches(blog_ids, force=force)
-        sites_total = len({b for batch in batches for b in batch.blog_ids})
-        sites_done: set[int] = set()
-        for index, batch in enumerate(batches):
+        outcome = Outcome()
+        batches = memberships.make_batches(blog_ids, ranges, force)
+        for done, batch in enumerate(batches, 1):
             outcome.merge(self.run_batch(batch, site_roles))
-            following = batches[index + 1].blog_ids if index + 1 < len(batches) else ()
-            finished = set(batch.blog_ids) - set(following)  # batches are site-major
-            if progress and finished:
-                sites_done |= finished
-                progress(len(sites_done), sites_total)
+            if progress:
+                progress(done, len(batches))
         return outcome
 
     # -- 4. role replication -----------------------------------------------------------

@@ -45,8 +45,7 @@ def handle(engine: Engine, event: str, data: Any, send: Callable[[list[dict]], A
         outcome = engine.add_user_to_all_sites(_field(data, "user_id"))
     elif event == "site_created":
         site = engine.network.require_live_site(_field(data, "blog_id"))
-        ranges = jobs.memberships_ranges(engine)
-        if len(ranges) > 1:  # more users than one batch: through the queue
+        if len(engine.user_ranges(1)) > 1:  # more users than one batch: through the queue
             job = jobs.start(engine, "new_site", [site.blog_id], send, trigger="hook:site_created")
             return {"status": "queued", "job_id": job.id, "batches": job.batches_total}
         outcome = engine.add_all_users_to_site(site.blog_id)

@@ -3,7 +3,7 @@
 Tables of our own (``{prefix}wpmsync_*``), created on first use and dropped by ``uninstall``:
 
 - ``jobs``: one row per job (kind, sites, force, state queued / running / failed, times);
-- ``job_batches``: one row per batch (one site × one user-id range). A batch's outcome is
+- ``job_batches``: one row per batch (the job's sites × one user-id range). A batch's outcome is
   written by ``record`` inside the batch's own transaction, and only while the row is still
   pending, so a redelivered queue message changes nothing and is counted once;
 - ``events``: hook event ids already handled (a replay gets the first answer back);
@@ -47,7 +47,6 @@ DDL = [
     """CREATE TABLE IF NOT EXISTS {batches} (
         job_id CHAR(32) NOT NULL,
         seq INT NOT NULL,
-        blog_id BIGINT NOT NULL,
         first_user BIGINT UNSIGNED NOT NULL,
         last_user BIGINT UNSIGNED NOT NULL,
         state VARCHAR(16) NOT NULL DEFAULT 'pending',
@@ -110,7 +109,7 @@ def create(conn: Any, network: Network, kind: str, blog_ids: list[int], ranges: 
     """A queued job with its batch rows; refused (409) while another job syncs any of the sites."""
     ensure_tables(conn, network)
     t = network.tables
-    job = Job(uuid.uuid4().hex, kind, sorted(blog_ids), force, len(blog_ids) * len(ranges))
+    job = Job(uuid.uuid4().hex, kind, sorted(blog_ids), force, len(ranges) if blog_ids else 0)
     with named_locks(conn, network.config, ["jobs"]):
         busy = active_jobs(conn, network, job.blog_ids)
         if busy:
@@ -124,13 +123,12 @@ def create(conn: Any, network: Network, kind: str, blog_ids: list[int], ranges: 
                 (job.id, network.config.network_id, kind, json.dumps(job.blog_ids), int(force),
                  trigger, json.dumps(result) if result is not None else None),
             )
-            rows = [(job.id, seq, blog_id, lo, hi) for seq, (blog_id, (lo, hi)) in
-                    enumerate(((b, r) for b in job.blog_ids for r in ranges))]
+            rows = [(job.id, seq, lo, hi) for seq, (lo, hi) in enumerate(ranges)] if blog_ids else []
             for start in range(0, len(rows), 500):
                 chunk = rows[start:start + 500]
                 cur.execute(
-                    f"INSERT INTO {t.own_table('job_batches')} (job_id, seq, blog_id, first_user, last_user) "
-                    f"VALUES {', '.join(['(%s, %s, %s, %s, %s)'] * len(chunk))}",
+                    f"INSERT INTO {t.own_table('job_batches')} (job_id, seq, first_user, last_user) "
+                    f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(chunk))}",
                     [x for row in chunk for x in row],
                 )
     return job
@@ -207,15 +205,15 @@ def batch_of(conn: Any, network: Network, job_id: str, seq: int) -> tuple[Batch,
     t = network.tables
     with conn.cursor() as cur:
         cur.execute(
-            f"SELECT b.blog_id, b.first_user, b.last_user, b.state, j.force_add FROM {t.own_table('job_batches')} b "
+            f"SELECT j.blog_ids, b.first_user, b.last_user, b.state, j.force_add FROM {t.own_table('job_batches')} b "
             f"JOIN {t.own_table('jobs')} j ON j.id = b.job_id WHERE b.job_id = %s AND b.seq = %s",
             (job_id, seq),
         )
         row = cur.fetchone()
     if row is None:
         return None
-    blog_id, lo, hi, state, force = row
-    return Batch((int(blog_id),), int(lo), int(hi), bool(force)), state
+    blog_ids, lo, hi, state, force = row
+    return Batch(tuple(json.loads(blog_ids)), int(lo), int(hi), bool(force)), state
 
 
 def recorder(network: Network, job_id: str, seq: int):
@@ -270,11 +268,11 @@ def status(conn: Any, network: Network, job_id: str) -> dict[str, Any]:
         skipped: list[dict] = []
         for (raw,) in cur.fetchall():
             skipped.extend(s for s in json.loads(raw) if s not in skipped)
-        cur.execute(f"SELECT seq, blog_id, first_user, last_user, state, attempts, error FROM "
+        cur.execute(f"SELECT seq, first_user, last_user, state, attempts, error FROM "
                     f"{t.own_table('job_batches')} WHERE job_id = %s AND error IS NOT NULL ORDER BY seq LIMIT 20",
                     (job_id,))
-        errors = [{"batch": int(seq), "blog_id": int(b), "first_user": int(lo), "last_user": int(hi),
-                   "state": st, "attempts": int(n), "error": e} for seq, b, lo, hi, st, n, e in cur.fetchall()]
+        errors = [{"batch": int(seq), "first_user": int(lo), "last_user": int(hi),
+                   "state": st, "attempts": int(n), "error": e} for seq, lo, hi, st, n, e in cur.fetchall()]
     state = job["state"]
     if state != "failed" and int(failed):
         state = "failed"
@@ -339,24 +337,18 @@ def _iso(value: Any) -> str | None:
 def start(engine: Any, kind: str, blog_ids: list[int], send: Any, *, force: bool = False,
           trigger: str | None = None) -> Job:
     """Create a job for these (validated) sites and queue its first message."""
-    ranges = memberships_ranges(engine)
+    ranges = engine.user_ranges(len(blog_ids))
     job = create(engine.conn, engine.network, kind, blog_ids, ranges, force=force, trigger=trigger)
     send([prepare_message(job.id)])
     return job
 
 
-def memberships_ranges(engine: Any) -> list[tuple[int, int]]:
-    from .memberships import user_ranges
-    return user_ranges(engine.conn, engine.network, engine.config.batch_size)
-
-
 def handle_prepare(engine: Any, job_id: str, send: Any) -> int:
-    """Decide ``primary_blog`` once for the whole job, then fan out one message per batch.
-    Redelivered: the fan-out runs again, which is harmless (batches are idempotent)."""
+    """Fan out one message per pending batch. Redelivered: the fan-out runs again, which is
+    harmless (a batch already done is not run again, and batches are idempotent)."""
     job = load(engine.conn, engine.network, job_id)
     if job["state"] == "failed":
         return 0
-    engine.prepare(job["blog_ids"], force=bool(job["force_add"]))
     sent = 0
     for chunk in batch_messages(engine.conn, engine.network, job_id):
         sent += send(chunk) or len(chunk)

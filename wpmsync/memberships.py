@@ -2,24 +2,36 @@
 
 A membership is two usermeta rows, ``{prefix}{N}_capabilities`` (a serialized caps array) and
 ``{prefix}{N}_user_level``, plus ``primary_blog`` / ``source_domain`` for a user who has no
-``primary_blog`` yet: what ``add_user_to_blog()`` writes. Work is cut into batches (sites ×
-user-id range); a batch is a handful of statements in one transaction, under the named lock of
-each of its sites, and inserts only rows that do not exist: rerunning it writes nothing.
+``primary_blog`` yet: what ``add_user_to_blog()`` writes.
+
+Work is cut into batches: all the job's sites × one user-id range. A batch reads the rows its
+users already have once (through the ``user_id`` index: WordPress has no index on
+(user_id, meta_key), so per-(user, site) probes would cost the user's whole meta each time),
+works out the missing memberships in temporary tables, and writes them in a handful of
+set-based statements, in one transaction, under the lock of its users' id buckets. It inserts
+only rows that do not exist: rerunning it writes nothing. Because a batch sees every site of
+the job for its users, it also knows the lowest site each user joins, which is what WordPress's
+loop makes the ``primary_blog``, whatever order the batches run in.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
-from . import removals
-from .db import PRIMARY_BLOG_LOCK, named_locks, site_lock, transaction
+import pymysql.cursors
+
+from . import db, removals
+from .db import named_locks, transaction, user_locks
 from .errors import InputError
 from .roles import SiteRoles, caps_value, load_site_roles
 from .schema import Network
 
 MAX_USER_ID = 2**64 - 1
 SAMPLE = 5
-PENDING = "wpmsync_pending"  # a TEMPORARY table: per connection, gone when it closes
+MAX_SPAN_BUCKETS = 128  # a batch's id range covers at most this many lock buckets
+# TEMPORARY tables: per connection, gone when it closes.
+KEYS, HAVE, PENDING, PRIMARY = "wpmsync_keys", "wpmsync_have", "wpmsync_pending", "wpmsync_primary"
+CAPS, LEVEL, PRIMARY_BLOG, SOURCE_DOMAIN = 1, 2, 3, 4  # kinds of rows in KEYS
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Batch:
-    """One unit of work: these sites × users ``first_user..last_user``. JSON-able for a queue."""
+    """One unit of work: these sites × users ``first_user..last_user``."""
 
     blog_ids: tuple[int, ...]
     first_user: int = 1
@@ -117,74 +129,105 @@ def resolve_targets(network: Network, site_roles: dict[int, SiteRoles],
     return targets
 
 
-def user_ranges(conn: Any, network: Network, batch_size: int) -> list[tuple[int, int]]:
-    """Cut the users table into id ranges of ``batch_size`` users each (computed in SQL: Python
-    holds one number per batch, never the user list)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            f"SELECT ID FROM (SELECT ID, ROW_NUMBER() OVER (ORDER BY ID) AS rn "
-            f"FROM {network.tables.users}) numbered WHERE MOD(rn - 1, %s) = 0 ORDER BY ID",
-            (batch_size,),
-        )
-        starts = [int(r[0]) for r in cur.fetchall()]
-    if not starts:
-        return []
-    ends = [s - 1 for s in starts[1:]] + [MAX_USER_ID]
-    return [(1 if i == 0 else s, e) for i, (s, e) in enumerate(zip(starts, ends))]
+def users_per_batch(batch_size: int, sites: int) -> int:
+    """``batch_size`` counts memberships (user × site pairs) per batch."""
+    return max(1, batch_size // max(1, sites))
+
+
+def user_ranges(conn: Any, network: Network, per_batch: int) -> list[tuple[int, int]]:
+    """Cut the user ids into ranges of about ``per_batch`` users, on lock-bucket boundaries (so
+    batches of a job never share a lock), each spanning at most ``MAX_SPAN_BUCKETS`` buckets.
+    Python holds one number per batch, never the user list."""
+    width = db.LOCK_BUCKET
+    ranges: list[tuple[int, int]] = []
+    start = count = None
+    with conn.cursor(pymysql.cursors.SSCursor) as cur:
+        cur.execute(f"SELECT FLOOR(ID / %s) AS bucket, COUNT(*) FROM {network.tables.users} "
+                    "GROUP BY bucket ORDER BY bucket", (width,))
+        last = None
+        for bucket, users in cur:
+            bucket, users = int(bucket), int(users)
+            if start is not None and (count >= per_batch or bucket - start >= MAX_SPAN_BUCKETS):
+                ranges.append((start * width, (last + 1) * width - 1))
+                start = None
+            if start is None:
+                start, count = bucket, 0
+            count += users
+            last = bucket
+        if start is not None:
+            ranges.append((start * width, (last + 1) * width - 1))
+    return ranges
 
 
 def make_batches(blog_ids: Iterable[int], ranges: list[tuple[int, int]], force: bool) -> list[Batch]:
-    """Site-major order: each site fills range by range."""
-    return [Batch((b,), lo, hi, force) for b in sorted(set(blog_ids)) for lo, hi in ranges]
+    sites = tuple(sorted(set(blog_ids)))
+    return [Batch(sites, lo, hi, force) for lo, hi in ranges]
 
 
-# ---------------------------------------------------------------- SQL pieces
+# ---------------------------------------------------------------- the pending memberships
 
-def _targets_sql(targets: list[Target]) -> tuple[str, list[Any]]:
-    """The targets as a derived table ``(blog_id, cap_key, cap_value, level_key, level_value)``."""
-    rows, params = [], []
+def _ensure_temporary(cur: Any, network: Network) -> None:
+    collation = network.meta_key_collation
+    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {KEYS} (meta_key VARCHAR(191) COLLATE {collation} "
+                "NOT NULL PRIMARY KEY, blog_id BIGINT NOT NULL, kind TINYINT NOT NULL, value LONGTEXT NOT NULL, "
+                "KEY kind_blog (kind, blog_id))")
+    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {HAVE} (user_id BIGINT UNSIGNED NOT NULL, "
+                "blog_id BIGINT NOT NULL, has_caps TINYINT NOT NULL, has_level TINYINT NOT NULL, "
+                "has_primary TINYINT NOT NULL, primary_rows TINYINT NOT NULL, source_rows TINYINT NOT NULL, "
+                "PRIMARY KEY (user_id, blog_id))")
+    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {PENDING} (user_id BIGINT UNSIGNED NOT NULL, "
+                "blog_id BIGINT NOT NULL, has_level TINYINT NOT NULL, PRIMARY KEY (blog_id, user_id), "
+                "KEY user_id (user_id))")
+    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {PRIMARY} (user_id BIGINT UNSIGNED NOT NULL PRIMARY KEY, "
+                "blog_id BIGINT NOT NULL, primary_rows TINYINT NOT NULL, source_rows TINYINT NOT NULL)")
+
+
+def _load_keys(cur: Any, targets: list[Target]) -> None:
+    """The meta keys the batch reads and writes, with the value each site gives."""
+    rows: list[Any] = [("primary_blog", 0, PRIMARY_BLOG, ""), ("source_domain", 0, SOURCE_DOMAIN, "")]
     for t in targets:
-        rows.append("SELECT %s AS blog_id, %s AS cap_key, %s AS cap_value, %s AS level_key, "
-                    "%s AS level_value")
-        params += [t.blog_id, t.cap_key, t.cap_value, t.level_key, t.level_value]
-    return "(" + " UNION ALL ".join(rows) + ")", params
+        rows += [(t.cap_key, t.blog_id, CAPS, t.cap_value), (t.level_key, t.blog_id, LEVEL, t.level_value)]
+    cur.execute(f"DELETE FROM {KEYS}")
+    cur.execute(f"INSERT INTO {KEYS} (meta_key, blog_id, kind, value) VALUES "
+                + ", ".join(["(%s, %s, %s, %s)"] * len(rows)), [x for row in rows for x in row])
 
 
-def _candidates_sql(network: Network, targets: list[Target], first_user: int, last_user: int,
-                    excluded: set[tuple[int, int]], extra: str = "",
-                    with_level: bool = False) -> tuple[str, list[Any]]:
-    """``SELECT user_id, blog_id`` of every (user, target site) that should get a membership:
-    a user the sync may write, not yet a member there (a caps row, even an empty array, is a
-    membership, as ``is_user_member_of_blog`` counts it), not recorded as removed from it.
-    ``with_level`` adds ``has_level``: whether a stray user_level row exists already."""
-    tsql, params = _targets_sql(targets)
-    usql, uparams = network.user_filter_sql("u")
+def _collect(cur: Any, network: Network, targets: list[Target], first_user: int, last_user: int,
+             excluded: set[tuple[int, int]]) -> int:
+    """Fill PENDING with every (user, site) that should get a membership: a user the sync may
+    write, not yet a member there (a caps row, even an empty array, is a membership, as
+    ``is_user_member_of_blog`` counts it), not recorded as removed from it. Two statements
+    over the users' own rows, whatever the number of sites."""
     um = network.tables.usermeta
-    level = (f", EXISTS (SELECT 1 FROM {um} l WHERE l.user_id = u.ID AND l.meta_key = s.level_key) "
-             "AS has_level") if with_level else ""
-    sql = (
-        f"SELECT u.ID AS user_id, s.blog_id AS blog_id{level} FROM {network.tables.users} u JOIN {tsql} s "
-        f"WHERE u.ID BETWEEN %s AND %s AND {usql} "
-        f"AND NOT EXISTS (SELECT 1 FROM {um} c WHERE c.user_id = u.ID AND c.meta_key = s.cap_key)"
+    _ensure_temporary(cur, network)
+    _load_keys(cur, targets)
+    cur.execute(f"DELETE FROM {HAVE}")
+    cur.execute(
+        f"INSERT INTO {HAVE} SELECT m.user_id, k.blog_id, MAX(k.kind = {CAPS}), MAX(k.kind = {LEVEL}), "
+        f"MAX(k.kind = {PRIMARY_BLOG} AND m.meta_value NOT IN ('', '0')), MAX(k.kind = {PRIMARY_BLOG}), "
+        f"MAX(k.kind = {SOURCE_DOMAIN}) FROM {um} m JOIN {KEYS} k ON k.meta_key = m.meta_key "
+        "WHERE m.user_id BETWEEN %s AND %s GROUP BY m.user_id, k.blog_id",
+        (first_user, last_user),
     )
-    params += [first_user, last_user, *uparams]
+    usql, uparams = network.user_filter_sql("u")
+    sql = (f"INSERT INTO {PENDING} (user_id, blog_id, has_level) SELECT u.ID, k.blog_id, COALESCE(h.has_level, 0) "
+           f"FROM {network.tables.users} u JOIN {KEYS} k ON k.kind = {CAPS} "
+           f"LEFT JOIN {HAVE} h ON h.user_id = u.ID AND h.blog_id = k.blog_id "
+           f"WHERE u.ID BETWEEN %s AND %s AND COALESCE(h.has_caps, 0) = 0 AND {usql}")
+    params: list[Any] = [first_user, last_user, *uparams]
     pairs = sorted(excluded)
     if pairs:
-        sql += f" AND (u.ID, s.blog_id) NOT IN ({', '.join(['(%s, %s)'] * len(pairs))})"
+        sql += f" AND (u.ID, k.blog_id) NOT IN ({', '.join(['(%s, %s)'] * len(pairs))})"
         params += [x for pair in pairs for x in pair]
-    return sql + extra, params
+    cur.execute(f"DELETE FROM {PENDING}")
+    return cur.execute(sql, params)
 
 
-def _lacks_primary_blog_sql(network: Network) -> str:
-    """``! get_user_meta( $id, 'primary_blog', true )``: no row, or an empty / 0 value."""
-    return (f" AND NOT EXISTS (SELECT 1 FROM {network.tables.usermeta} p WHERE p.user_id = u.ID "
-            "AND p.meta_key = 'primary_blog' AND p.meta_value NOT IN ('', '0'))")
-
-
-def _ensure_pending(cur: Any) -> None:
-    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {PENDING} (user_id BIGINT UNSIGNED NOT NULL, "
-                "blog_id BIGINT NOT NULL, has_level TINYINT NOT NULL DEFAULT 0, "
-                "PRIMARY KEY (blog_id, user_id))")
+def _count_pending(cur: Any, outcome: Outcome) -> None:
+    cur.execute(f"SELECT blog_id, COUNT(*), SUBSTRING_INDEX(GROUP_CONCAT(user_id ORDER BY user_id), ',', "
+                f"{SAMPLE}) FROM {PENDING} GROUP BY blog_id")
+    for blog_id, count, sample in cur.fetchall():
+        outcome.count_added(int(blog_id), int(count), [int(x) for x in sample.split(",")])
 
 
 def _load_targets(conn: Any, network: Network, blog_ids: Iterable[int], outcome: Outcome,
@@ -200,29 +243,6 @@ def _load_targets(conn: Any, network: Network, blog_ids: Iterable[int], outcome:
     return resolve_targets(network, roles, outcome)
 
 
-# ---------------------------------------------------------------- plan (dry run)
-
-def preview(conn: Any, network: Network, blog_ids: Iterable[int], *, force: bool = False,
-            first_user: int = 1, last_user: int = MAX_USER_ID,
-            progress: Callable[[int, int], None] | None = None) -> Outcome:
-    """What a sync of these sites (× these users) would add, per site; writes nothing."""
-    outcome = Outcome(dry_run=True)
-    targets = _load_targets(conn, network, blog_ids, outcome)
-    with conn.cursor() as cur:
-        excluded = set() if force else removals.removed_pairs(cur, network, first_user, last_user)
-        for done, target in enumerate(targets, 1):
-            sql, params = _candidates_sql(network, [target], first_user, last_user, excluded)
-            cur.execute(f"SELECT COUNT(*), SUBSTRING_INDEX(GROUP_CONCAT(user_id ORDER BY user_id), ',', "
-                        f"{SAMPLE}) FROM ({sql}) pending", params)
-            count, sample = cur.fetchone()
-            if count:
-                outcome.count_added(target.blog_id, int(count), [int(x) for x in sample.split(",")])
-            if progress:
-                progress(done, len(targets))
-        _note_removed(outcome, excluded, {t.blog_id for t in targets})
-    return outcome
-
-
 def _note_removed(outcome: Outcome, excluded: set[tuple[int, int]], blog_ids: set[int]) -> None:
     for user_id, blog_id in sorted(excluded):
         if blog_id in blog_ids:
@@ -230,58 +250,41 @@ def _note_removed(outcome: Outcome, excluded: set[tuple[int, int]], blog_ids: se
                          blog_id=blog_id, user_id=user_id)
 
 
-# ---------------------------------------------------------------- primary_blog, decided once
+# ---------------------------------------------------------------- plan (dry run)
 
-def assign_primary_blogs(conn: Any, network: Network, blog_ids: Iterable[int], *,
-                         force: bool = False, first_user: int = 1, last_user: int = MAX_USER_ID,
-                         site_roles: dict[int, SiteRoles] | None = None) -> Outcome:
-    """Give ``primary_blog`` + ``source_domain`` to users who lack one and are about to join.
-
-    WordPress's loop gives them the first site it adds them to: the lowest blog id among the
-    job's sites where they are not yet a member. Deciding it here, once, before the batches
-    fan out, makes it the same whatever order the batches run in. Sites are visited in blog-id
-    order and the loop stops as soon as no user in the range lacks a ``primary_blog``.
-    """
-    outcome = Outcome()
-    targets = _load_targets(conn, network, blog_ids, outcome, site_roles)
-    um = network.tables.usermeta
-    usql, uparams = network.user_filter_sql("u")
-    with named_locks(conn, network.config, [PRIMARY_BLOG_LOCK]):
-        with conn.cursor() as cur:
-            _ensure_pending(cur)
-        for target in targets:
-            with transaction(conn) as cur:
-                cur.execute(
-                    f"SELECT 1 FROM {network.tables.users} u WHERE u.ID BETWEEN %s AND %s AND {usql}"
-                    + _lacks_primary_blog_sql(network) + " LIMIT 1",
-                    [first_user, last_user, *uparams],
-                )
-                if cur.fetchone() is None:
-                    break
-                excluded = set() if force else removals.removed_pairs(cur, network, first_user, last_user)
-                sql, params = _candidates_sql(network, [target], first_user, last_user, excluded,
-                                              _lacks_primary_blog_sql(network))
-                cur.execute(f"DELETE FROM {PENDING}")
-                if not cur.execute(f"INSERT INTO {PENDING} (user_id, blog_id) {sql}", params):
-                    continue
-                domain = network.sites[target.blog_id].domain
-                # update_user_meta: existing rows are updated, missing ones added.
-                cur.execute(
-                    f"UPDATE {um} m JOIN {PENDING} t ON t.user_id = m.user_id "
-                    "SET m.meta_value = IF(m.meta_key = 'primary_blog', %s, %s) "
-                    "WHERE m.meta_key IN ('primary_blog', 'source_domain')",
-                    (str(target.blog_id), domain),
-                )
-                for key, value in (("primary_blog", str(target.blog_id)), ("source_domain", domain)):
-                    count = cur.execute(
-                        f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT t.user_id, %s, %s "
-                        f"FROM {PENDING} t WHERE NOT EXISTS (SELECT 1 FROM {um} p "
-                        "WHERE p.user_id = t.user_id AND p.meta_key = %s) ORDER BY t.user_id",
-                        (key, value, key),
-                    )
-                cur.execute(f"SELECT COUNT(*) FROM {PENDING}")
-                outcome.primary_blogs += int(cur.fetchone()[0])
+def preview(conn: Any, network: Network, blog_ids: Iterable[int], ranges: list[tuple[int, int]], *,
+            force: bool = False, progress: Callable[[int, int], None] | None = None) -> Outcome:
+    """What a sync of these sites × these user ranges would add, per site; writes nothing
+    (only this connection's temporary tables)."""
+    outcome = Outcome(dry_run=True)
+    targets = _load_targets(conn, network, blog_ids, outcome)
+    if not targets:
+        return outcome
+    with conn.cursor() as cur:
+        for done, (lo, hi) in enumerate(ranges, 1):
+            excluded = set() if force else removals.removed_pairs(cur, network, lo, hi)
+            if _collect(cur, network, targets, lo, hi, excluded):
+                _count_pending(cur, outcome)
+            if not force:
+                _note_removed(outcome, excluded, {t.blog_id for t in targets})
+            if progress:
+                progress(done, len(ranges))
     return outcome
+
+
+def sites_missing_members(conn: Any, network: Network, blog_ids: Iterable[int],
+                          ranges: list[tuple[int, int]]) -> list[int]:
+    """Sites where at least one user should be a member and is not (respecting removals).
+    A few statements per user range, however many sites: a network in sync is cheap to check."""
+    outcome = Outcome(dry_run=True)
+    targets = _load_targets(conn, network, blog_ids, outcome)
+    drifted: set[int] = set()
+    with conn.cursor() as cur:
+        for lo, hi in ranges:
+            if _collect(cur, network, targets, lo, hi, removals.removed_pairs(cur, network, lo, hi)):
+                cur.execute(f"SELECT DISTINCT blog_id FROM {PENDING}")
+                drifted |= {int(r[0]) for r in cur.fetchall()}
+    return sorted(drifted)
 
 
 # ---------------------------------------------------------------- one batch
@@ -291,11 +294,11 @@ def apply_batch(conn: Any, network: Network, batch: Batch,
                 record: Callable[[Any, Outcome], None] | None = None) -> Outcome:
     """Write the memberships of one batch in one transaction; idempotent.
 
-    Statements: read the removal records of the range, collect the pending (user, site) pairs
-    in a temporary table (noting which already have a stray user_level row), then three
-    set-based writes (those user_level rows updated, caps rows inserted, the other user_level
-    rows inserted). Their number does not depend on the number of users. ``record`` runs inside
-    the same transaction (a job notes the batch done there, so a redelivered batch counts once).
+    After collecting the pending pairs (see ``_collect``): stray user_level rows updated,
+    caps rows inserted, user_level rows inserted, then ``primary_blog`` / ``source_domain`` for
+    users who had none (the lowest site they join here). The number of statements does not depend
+    on the number of users or sites. ``record`` runs inside the same transaction (a job notes the
+    batch done there, so a redelivered batch counts once).
     """
     outcome = Outcome()
     targets = _load_targets(conn, network, batch.blog_ids, outcome, site_roles)
@@ -304,49 +307,28 @@ def apply_batch(conn: Any, network: Network, batch: Batch,
             with transaction(conn) as cur:
                 record(cur, outcome)
         return outcome
-    um = network.tables.usermeta
-    tsql, tparams = _targets_sql(targets)
-    with conn.cursor() as cur:
-        _ensure_pending(cur)
-    with named_locks(conn, network.config, [site_lock(t.blog_id) for t in targets]):
+    um, blogs = network.tables.usermeta, network.tables.blogs
+    readded: list[tuple[int, int]] = []
+    with named_locks(conn, network.config, user_locks(batch.first_user, batch.last_user)):
         with transaction(conn) as cur:
             removed = removals.removed_pairs(cur, network, batch.first_user, batch.last_user)
             excluded = set() if batch.force else removed
-            sql, params = _candidates_sql(network, targets, batch.first_user, batch.last_user, excluded,
-                                          with_level=True)
-            cur.execute(f"DELETE FROM {PENDING}")
-            if cur.execute(f"INSERT INTO {PENDING} (user_id, blog_id, has_level) {sql}", params):
-                # A user_level row left without a caps row is updated, as update_user_meta would.
-                cur.execute(
-                    f"UPDATE {um} m JOIN {PENDING} t ON t.user_id = m.user_id AND t.has_level = 1 JOIN {tsql} s "
-                    "ON s.blog_id = t.blog_id AND m.meta_key = s.level_key SET m.meta_value = s.level_value",
-                    tparams,
-                )
-                added = cur.execute(
-                    f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT t.user_id, s.cap_key, s.cap_value "
-                    f"FROM {PENDING} t JOIN {tsql} s ON s.blog_id = t.blog_id ORDER BY t.blog_id, t.user_id",
-                    tparams,
-                )
-                cur.execute(
-                    f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT t.user_id, s.level_key, s.level_value "
-                    f"FROM {PENDING} t JOIN {tsql} s ON s.blog_id = t.blog_id WHERE t.has_level = 0 "
-                    "ORDER BY t.blog_id, t.user_id",
-                    tparams,
-                )
-                if len(targets) == 1:
-                    cur.execute(f"SELECT user_id FROM {PENDING} ORDER BY user_id LIMIT {SAMPLE}")
-                    outcome.count_added(targets[0].blog_id, added, [int(r[0]) for r in cur.fetchall()])
-                else:
-                    cur.execute(
-                        f"SELECT blog_id, COUNT(*), SUBSTRING_INDEX(GROUP_CONCAT(user_id ORDER BY user_id), "
-                        f"',', {SAMPLE}) FROM {PENDING} GROUP BY blog_id"
-                    )
-                    for blog_id, count, sample in cur.fetchall():
-                        outcome.count_added(int(blog_id), int(count), [int(x) for x in sample.split(",")])
-            readded: list[tuple[int, int]] = []
-            if batch.force and removed:
-                cur.execute(f"SELECT user_id, blog_id FROM {PENDING}")
-                readded = sorted({(int(u), int(b)) for u, b in cur.fetchall()} & removed)
+            if _collect(cur, network, targets, batch.first_user, batch.last_user, excluded):
+                # update_user_meta: a user_level row left without its caps row is updated in place.
+                cur.execute(f"UPDATE {um} m JOIN {PENDING} t ON t.user_id = m.user_id AND t.has_level = 1 "
+                            f"JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} AND k.meta_key = m.meta_key "
+                            "SET m.meta_value = k.value")
+                cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT t.user_id, k.meta_key, k.value "
+                            f"FROM {PENDING} t JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {CAPS} "
+                            "ORDER BY t.user_id, t.blog_id")
+                cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT t.user_id, k.meta_key, k.value "
+                            f"FROM {PENDING} t JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} "
+                            "WHERE t.has_level = 0 ORDER BY t.user_id, t.blog_id")
+                outcome.primary_blogs = _assign_primary_blogs(cur, um, blogs)
+                _count_pending(cur, outcome)
+                if batch.force and removed:
+                    cur.execute(f"SELECT user_id, blog_id FROM {PENDING}")
+                    readded = sorted({(int(u), int(b)) for u, b in cur.fetchall()} & removed)
             if not batch.force:
                 _note_removed(outcome, removed, {t.blog_id for t in targets})
             if record is not None:
@@ -357,29 +339,33 @@ def apply_batch(conn: Any, network: Network, batch: Batch,
     return outcome
 
 
+def _assign_primary_blogs(cur: Any, um: str, blogs: str) -> int:
+    """``add_user_to_blog``: a user whose ``primary_blog`` is empty gets the site it joins,
+    and its ``source_domain``; in WordPress's loop that is the lowest blog id it joins."""
+    cur.execute(f"DELETE FROM {PRIMARY}")
+    count = cur.execute(
+        f"INSERT INTO {PRIMARY} (user_id, blog_id, primary_rows, source_rows) SELECT t.user_id, MIN(t.blog_id), "
+        f"COALESCE(MAX(h.primary_rows), 0), COALESCE(MAX(h.source_rows), 0) FROM {PENDING} t "
+        f"LEFT JOIN {HAVE} h ON h.user_id = t.user_id AND h.blog_id = 0 "
+        "WHERE COALESCE(h.has_primary, 0) = 0 GROUP BY t.user_id")
+    if not count:
+        return 0
+    cur.execute(f"UPDATE {um} m JOIN {PRIMARY} p ON p.user_id = m.user_id JOIN {blogs} b ON b.blog_id = p.blog_id "
+                "SET m.meta_value = IF(m.meta_key = 'primary_blog', CAST(p.blog_id AS CHAR), b.domain) "
+                "WHERE m.meta_key IN ('primary_blog', 'source_domain') AND (p.primary_rows = 1 OR p.source_rows = 1)")
+    cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT p.user_id, 'primary_blog', "
+                f"CAST(p.blog_id AS CHAR) FROM {PRIMARY} p WHERE p.primary_rows = 0 ORDER BY p.user_id")
+    cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT p.user_id, 'source_domain', b.domain "
+                f"FROM {PRIMARY} p JOIN {blogs} b ON b.blog_id = p.blog_id WHERE p.source_rows = 0 ORDER BY p.user_id")
+    return count
+
+
 def require_blog_ids(network: Network, blog_ids: Iterable[Any]) -> list[int]:
     """Validate a selection of sites: non-empty, each a live site of this network."""
     blog_ids = list(blog_ids)
     if not blog_ids:
         raise InputError("no sites selected: give at least one blog_id")
     return sorted({network.require_live_site(b).blog_id for b in blog_ids})
-
-
-def sites_missing_members(conn: Any, network: Network, blog_ids: Iterable[int],
-                          site_roles: dict[int, SiteRoles] | None = None) -> list[int]:
-    """Sites where at least one user should be a member and is not (respecting removals):
-    one ``LIMIT 1`` probe per site, so a network in sync costs a query per site, not per user."""
-    outcome = Outcome(dry_run=True)
-    targets = _load_targets(conn, network, blog_ids, outcome, site_roles)
-    drifted = []
-    with conn.cursor() as cur:
-        excluded = removals.removed_pairs(cur, network, 1, MAX_USER_ID)
-        for target in targets:
-            sql, params = _candidates_sql(network, [target], 1, MAX_USER_ID, excluded)
-            cur.execute(sql + " LIMIT 1", params)
-            if cur.fetchone() is not None:
-                drifted.append(target.blog_id)
-    return drifted
 
 
 def role_differences(conn: Any, network: Network, sample: int = 20) -> dict[str, Any]:

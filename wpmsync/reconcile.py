@@ -37,11 +37,11 @@ def reconcile(engine: Engine) -> dict[str, Any]:
         drifted: list[int] = []
         if switches["new_user"] or switches["new_site"]:
             live = [s.blog_id for s in network.live_sites()]
-            drifted = memberships.sites_missing_members(conn, network, live)
+            drifted = memberships.sites_missing_members(conn, network, live, engine.user_ranges(len(live)))
             findings["sites_missing_members"] = drifted
         if switches["role_sync"]:
             findings["role_differences"] = memberships.role_differences(conn, network)
-        ranges = memberships.user_ranges(conn, network, engine.config.batch_size) if drifted else []
+        ranges = engine.user_ranges(len(drifted)) if drifted else []
         job = jobs.create(conn, network, "reconcile", drifted, ranges, trigger="timer", result=findings)
         if not drifted:
             jobs.finish_inline(conn, network, job.id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import phpserial
-from .db import named_locks, site_lock, transaction
+from .db import named_locks, transaction, user_locks
 from .errors import InputError
 from .memberships import Outcome
 from .roles import caps_value, load_site_roles
@@ -60,7 +60,7 @@ def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_bl
             outcome.roles_set += 1
         return outcome
 
-    with named_locks(conn, network.config, [site_lock(b) for b in targets]), transaction(conn) as cur:
+    with named_locks(conn, network.config, user_locks(user.user_id, user.user_id)), transaction(conn) as cur:
         caps_rows = _caps_of(cur, network, user.user_id, set(targets))  # re-read under the locks
         plans = _plan(network, site_roles, caps_rows, sorted(caps_rows), role, privileged, outcome)
         um = tables.usermeta

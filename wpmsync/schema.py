@@ -120,6 +120,7 @@ class Network:
     other_sites: dict[int, Site]
     super_admins: list[str] = field(default_factory=list)
     foreign_admins: list[str] = field(default_factory=list)
+    meta_key_collation: str = "utf8mb4_unicode_ci"
 
     @classmethod
     def load(cls, conn: Any, config: Config) -> "Network":
@@ -147,9 +148,16 @@ class Network:
             admins: dict[int, list[str]] = {}
             for site_id, value in cur.fetchall():
                 admins.setdefault(int(site_id), _super_admins(value))  # get_site_option: first row
+            # Our temporary tables join on meta_key: give them the column's own collation.
+            cur.execute(
+                "SELECT collation_name FROM information_schema.columns WHERE table_schema = DATABASE() "
+                "AND table_name = %s AND column_name = 'meta_key'", (f"{config.table_prefix}usermeta",))
+            collation = (cur.fetchone() or ["utf8mb4_unicode_ci"])[0] or "utf8mb4_unicode_ci"
+        if not re.fullmatch(r"[A-Za-z0-9_]+", collation):
+            raise ConfigError(f"unexpected collation {collation!r} of {tables.usermeta}.meta_key")
         ours = admins.pop(config.network_id, [])
         foreign = sorted({login for logins in admins.values() for login in logins} - set(ours))
-        return cls(config, tables, sites, others, ours, foreign)
+        return cls(config, tables, sites, others, ours, foreign, collation)
 
     def live_sites(self) -> list[Site]:
         return [s for s in self.sites.values() if s.live]
