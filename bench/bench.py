@@ -46,7 +46,7 @@ correctness mismatch).
 Run it from anywhere (it puts the repository root on sys.path; needs ``scripts/setup.sh`` done once)::
 
     .venv/bin/python bench/bench.py                 # or: python3 bench/bench.py
-    .venv/bin/python bench/bench.py --sites 20 --users 1000 --wp-sites 3 --batch-size 2000
+    .venv/bin/python bench/bench.py --sites 20 --users 1000 --wp-sites 3 --batch-size 50000
     .venv/bin/python bench/bench.py --memory-check --profile --strict
 """
 from __future__ import annotations
@@ -182,6 +182,20 @@ def run_engine(db_name: str, batch_size: int | None, *, trace_memory: bool = Fal
         q2 = questions(engine.conn)
         return EngineRun(seconds, outcome.added, outcome.primary_blogs, q2 - q1 - show_cost,
                          len(batch_times), batch_times, peak, base)
+    finally:
+        engine.close()
+
+
+def plan_in_sync(db_name: str, batch_size: int | None) -> tuple[float, int, int]:
+    """The cost of checking a network that is already in sync: (seconds, statements, missing)."""
+    engine = Engine(config_for(db_name, batch_size))
+    try:
+        q0 = questions(engine.conn)
+        q1 = questions(engine.conn)
+        start = time.perf_counter()
+        outcome = engine.sync_sites(None, dry_run=True)
+        seconds = time.perf_counter() - start
+        return seconds, questions(engine.conn) - q1 - (q1 - q0), outcome.added
     finally:
         engine.close()
 
@@ -387,7 +401,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--wp-sites", type=int, default=3,
                     help="how many subsites WordPress's own loop syncs (3; it is slow)")
     ap.add_argument("--batch-size", type=int, default=None,
-                    help="engine batch size (default: the engine's, WPMSYNC_BATCH_SIZE default 2000)")
+                    help="engine batch size (default: the engine's, WPMSYNC_BATCH_SIZE default 50000)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs of (a) and (c), each on a fresh copy; the median is reported (3)")
     ap.add_argument("--wp-one-transaction", action="store_true",
@@ -436,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
             sql_runs.append(timed(f"(c) plain SQL #{i}", lambda: run_plain_sql(copies["sql" + suffix])))
         eng = sorted(eng_runs, key=lambda r: r.seconds)[(len(eng_runs) - 1) // 2]
         sql = sorted(sql_runs, key=lambda r: r.seconds)[(len(sql_runs) - 1) // 2]
+        in_sync = timed("(d) plan on the synced network",
+                        lambda: plan_in_sync(copies["engine"], batch_size))
         mem = timed("(a') engine with tracemalloc",
                     lambda: run_engine(copies["engine_mem"], batch_size, trace_memory=True))
         wp_blogs = net.site_ids[:args.wp_sites]
@@ -506,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(c) plain SQL   : {sql.caps_rows:6d} memberships in {sql.seconds:8.3f} s = {sql_rate:10.0f} /s"
               f"  ({sql.statements} statements incl. COMMITs; rows: caps {sql.caps_rows}, user_level "
               f"{sql.level_rows}, primary_blog {sql.primary_rows}, source_domain {sql.source_rows})")
+        print(f"(d) in sync     : plan of the synced network (what the timer checks) in {in_sync[0]:.3f} s, "
+              f"{in_sync[1]} SQL statements, {in_sync[2]} memberships missing")
         print()
         if vs_wp is not None:
             print(f"engine / WP loop  : {vs_wp:8.1f}x  (target >= {TARGET_VS_WP:.0f}x)  {ok(vs_wp >= TARGET_VS_WP)}")

@@ -59,7 +59,7 @@ class Config:
     network_id: int = 1
     ssl: bool = False
     ssl_ca: str | None = None
-    batch_size: int = 2000
+    batch_size: int = 50_000
     role_ceiling_level: int = 10
     lock_timeout: int = 30
 
@@ -83,7 +83,7 @@ class Config:
             network_id=_int_setting(env, "WPMSYNC_NETWORK_ID", 1, 1, 2**31),
             ssl=ssl,
             ssl_ca=ssl_ca,
-            batch_size=_int_setting(env, "WPMSYNC_BATCH_SIZE", 2000, 1, 100_000),
+            batch_size=_int_setting(env, "WPMSYNC_BATCH_SIZE", 50_000, 1, 10_000_000),
             role_ceiling_level=_int_setting(env, "WPMSYNC_ROLE_CEILING_LEVEL", 10, 0, 11),
             lock_timeout=_int_setting(env, "WPMSYNC_LOCK_TIMEOUT", 30, 0, 3600),
         )
