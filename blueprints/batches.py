@@ -43,7 +43,7 @@ def run_batch(msg: func.QueueMessage) -> None:
             sent = jobs.handle_prepare(engine, data["job"], common.send)
             log.info("job fanned out", extra={"job_id": data["job"], "batches": sent})
             return
-        outcome = jobs.handle_batch(engine, data["job"], int(data["seq"]))
+        outcome = jobs.handle_batch(engine, data["job"], int(data["seq"]), common.notify_wordpress)
     log.info("batch", extra={"job_id": data["job"], "seq": data["seq"], "dequeue_count": msg.dequeue_count,
                              "added": None if outcome is None else outcome.added,
                              "redelivered": outcome is None})

@@ -13,7 +13,8 @@ from typing import Any, Callable
 import azure.functions as func
 import pymysql
 
-from wpmsync import Config, Engine, WpmsyncError
+from wpmsync import Config, Engine, WpmsyncError, cache
+from wpmsync.memberships import Outcome
 from wpmsync.errors import InputError
 from wpmsync.queue import DEFAULT_QUEUE_NAME, BatchQueue
 from wpmsync.secrets import get_secrets
@@ -44,6 +45,12 @@ def reset() -> None:
 
 def send(messages: list[dict]) -> int:
     return queue().send(messages)
+
+
+def notify_wordpress(outcome: Outcome) -> None:
+    """After writing memberships: WordPress cleans its object cache for them (when configured)."""
+    if outcome.touched_users or outcome.touched_sites:
+        cache.clean(outcome.touched_users, outcome.touched_sites, get_secrets().hook_secret())
 
 
 def answer(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:

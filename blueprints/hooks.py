@@ -35,7 +35,7 @@ def hook(req: func.HttpRequest) -> func.HttpResponse:
             if replay is not None:
                 return common.answer(replay, 200)
             try:
-                result = hooks.handle(engine, event, payload.get("data"), common.send)
+                result = hooks.handle(engine, event, payload.get("data"), common.send, common.notify_wordpress)
             except WpmsyncError as exc:
                 if exc.status >= 500:
                     events.release(engine.conn, engine.network, event_id)

@@ -2,7 +2,9 @@
 real MariaDB with a network built by real WordPress, and the real queue API (Azurite)."""
 from __future__ import annotations
 
+import http.server as http_server
 import json
+import threading
 import time
 import uuid
 from typing import Any
@@ -292,3 +294,47 @@ def test_timer_repairs_drift_and_never_overlaps(app):
     job = answer(call(actions.job_status, http("GET", "jobs/x", params={"job_id": kinds[0][0]})))[1]
     assert job["state"] == "done" and job["result"]["sites_missing_members"] == []
     assert "role_differences" in job["result"]
+
+
+class _Recorder(http_server.BaseHTTPRequestHandler):
+    """Stands in for WordPress's REST route: records what the functions send."""
+
+    calls: list[tuple[dict, bytes]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Recorder.calls.append((dict(self.headers), body))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b'{"cleaned": true}')
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_wordpress_is_told_to_clean_its_cache_when_configured(app, monkeypatch, configured):
+    server = http_server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Recorder.calls = []
+    try:
+        if configured:
+            monkeypatch.setenv("WPMSYNC_WORDPRESS_URL", f"http://127.0.0.1:{server.server_port}/")
+        call(actions.settings, http("PATCH", "settings", {"new_user": "on"}))
+        call(hooks.hook, hook_request("user_created", {"user_id": app.ids["user3"], "blog_id": 1}))
+        status, body = answer(call(actions.sync, http("POST", "sync", {"blog_ids": [app.ids["site_club"]]})))
+        drain()
+    finally:
+        server.shutdown()
+    if not configured:
+        assert _Recorder.calls == []
+        return
+    assert len(_Recorder.calls) >= 2  # the inline hook, then the batch
+    users, blogs = set(), set()
+    for headers, raw in _Recorder.calls:
+        signing.verify(SECRET, headers[signing.TIMESTAMP_HEADER], headers[signing.SIGNATURE_HEADER], raw)
+        data = json.loads(raw)
+        users |= set(data["user_ids"])
+        blogs |= set(data["blog_ids"])
+    assert app.ids["user3"] in users and app.ids["user5"] in users
+    assert {1, app.ids["site_club"]} <= blogs

@@ -93,17 +93,11 @@ def test_env_path_reads_environment_and_never_builds_azure_clients():
     assert s.source == "environment"
     assert s.hook_secret() == HOOK
     assert s.db_password() == DB_PW
-    assert s.wordpress_secret() is None
 
 
 def test_env_db_password_may_be_empty_or_unset():
     assert Secrets({"WPMSYNC_HOOK_SECRET": HOOK}).db_password() == ""
     assert Secrets({"WPMSYNC_DB_PASSWORD": ""}).db_password() == ""
-
-
-def test_env_wordpress_secret_optional():
-    assert Secrets({"WPMSYNC_WORDPRESS_SECRET": "wp-callback-secret"}).wordpress_secret() == "wp-callback-secret"
-    assert Secrets({"WPMSYNC_WORDPRESS_SECRET": ""}).wordpress_secret() is None
 
 
 @pytest.mark.parametrize("value", [None, "", "short-secret"])
@@ -133,18 +127,16 @@ def test_key_vault_path_default_names():
     assert s.source == "key-vault"
     assert s.hook_secret() == HOOK
     assert s.db_password() == DB_PW
-    assert s.wordpress_secret() is None  # not in the vault: optional
     assert len(made["clients"]) == 1 and len(made["credentials"]) == 1
-    assert made["clients"][0].calls == ["wpmsync-hook-secret", "wpmsync-db-password", "wpmsync-wordpress-secret"]
+    assert made["clients"][0].calls == ["wpmsync-hook-secret", "wpmsync-db-password"]
 
 
 def test_key_vault_secret_names_from_settings():
     s, made = vault_secrets(
-        {"db-pw": DB_PW, "hooks": HOOK, "wp-cb": "callback-secret"},
-        env={"WPMSYNC_DB_PASSWORD_SECRET_NAME": "db-pw", "WPMSYNC_HOOK_SECRET_NAME": "hooks",
-             "WPMSYNC_WORDPRESS_SECRET_NAME": "wp-cb"},
+        {"db-pw": DB_PW, "hooks": HOOK},
+        env={"WPMSYNC_DB_PASSWORD_SECRET_NAME": "db-pw", "WPMSYNC_HOOK_SECRET_NAME": "hooks"},
     )
-    assert (s.db_password(), s.hook_secret(), s.wordpress_secret()) == (DB_PW, HOOK, "callback-secret")
+    assert (s.db_password(), s.hook_secret()) == (DB_PW, HOOK)
 
 
 def test_values_cached_one_fetch_for_many_calls():
@@ -204,12 +196,6 @@ def test_key_vault_errors_are_config_errors_without_secret_values(error):
     assert HOOK not in message and DB_PW not in message
     assert "\n" not in message
     assert info.value.__cause__ is None and info.value.__suppress_context__
-
-
-def test_optional_wordpress_secret_other_errors_still_raise():
-    s, _ = vault_secrets({"wpmsync-wordpress-secret": HttpResponseError("(Forbidden) denied")})
-    with pytest.raises(ConfigError, match="wpmsync-wordpress-secret"):
-        s.wordpress_secret()
 
 
 def test_repr_hides_values():

@@ -18,6 +18,7 @@ from typing import Any, Callable
 from . import jobs
 from .engine import Engine
 from .errors import InputError
+from .memberships import Outcome
 
 EVENTS = {"user_created": "new_user", "site_created": "new_site", "role_changed": "role_sync",
           "user_removed": None, "user_added": None}
@@ -31,8 +32,10 @@ def _field(data: dict[str, Any], name: str, required: bool = True) -> Any:
     return data[name]
 
 
-def handle(engine: Engine, event: str, data: Any, send: Callable[[list[dict]], Any]) -> dict[str, Any]:
-    """Run one hook; returns the JSON answer (a ``job_id`` when the work was queued)."""
+def handle(engine: Engine, event: str, data: Any, send: Callable[[list[dict]], Any],
+           notify: Callable[[Outcome], Any] = lambda outcome: None) -> dict[str, Any]:
+    """Run one hook; returns the JSON answer (a ``job_id`` when the work was queued).
+    ``notify`` is told what was written inline (WordPress's cache cleaning)."""
     if event not in EVENTS:
         raise InputError(f"unknown event {event!r}; known: {', '.join(EVENTS)}")
     if not isinstance(data, dict):
@@ -58,4 +61,5 @@ def handle(engine: Engine, event: str, data: Any, send: Callable[[list[dict]], A
     else:
         return {"status": "done", "removed_from": engine.forget_removal(_field(data, "user_id"),
                                                                           _field(data, "blog_id"))}
+    notify(outcome)
     return {"status": "done", **outcome.to_dict()}

@@ -356,7 +356,8 @@ def handle_prepare(engine: Any, job_id: str, send: Any) -> int:
     return sent
 
 
-def handle_batch(engine: Any, job_id: str, seq: int) -> Outcome | None:
+def handle_batch(engine: Any, job_id: str, seq: int,
+                 notify: Any = lambda outcome: None) -> Outcome | None:
     """Run one batch of a job; its outcome is recorded in the batch's own transaction.
     A batch already done (a redelivered message) is not run again. An error is noted on the
     batch and raised again, so the queue retries the message."""
@@ -365,7 +366,9 @@ def handle_batch(engine: Any, job_id: str, seq: int) -> Outcome | None:
         return None
     batch, _ = found
     try:
-        return engine.run_batch(batch, record=recorder(engine.network, job_id, seq))
+        outcome = engine.run_batch(batch, record=recorder(engine.network, job_id, seq))
     except Exception as exc:
         record_attempt_error(engine.conn, engine.network, job_id, seq, f"{type(exc).__name__}: {exc}")
         raise
+    notify(outcome)  # after the commit: WordPress cleans its cache for these users
+    return outcome

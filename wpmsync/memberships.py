@@ -76,6 +76,9 @@ class Outcome:
     removals_cleared: int = 0
     sites: dict[int, dict[str, Any]] = field(default_factory=dict)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    # Who was written, for WordPress's cache cleaning; not part of the report.
+    touched_users: set[int] = field(default_factory=set, repr=False)
+    touched_sites: set[int] = field(default_factory=set, repr=False)
 
     def site(self, blog_id: int) -> dict[str, Any]:
         return self.sites.setdefault(blog_id, {"added": 0, "roles_set": 0, "user_ids": []})
@@ -97,10 +100,13 @@ class Outcome:
         self.primary_blogs += other.primary_blogs
         self.removals_cleared += other.removals_cleared
         self.skipped.extend(s for s in other.skipped if s not in self.skipped)
+        self.touched_users |= other.touched_users
+        self.touched_sites |= other.touched_sites
         return self
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["touched_users"], data["touched_sites"]
         data["sites"] = {str(k): v for k, v in sorted(self.sites.items())}
         return data
 
@@ -326,6 +332,9 @@ def apply_batch(conn: Any, network: Network, batch: Batch,
                             "WHERE t.has_level = 0 ORDER BY t.user_id, t.blog_id")
                 outcome.primary_blogs = _assign_primary_blogs(cur, um, blogs)
                 _count_pending(cur, outcome)
+                cur.execute(f"SELECT DISTINCT user_id FROM {PENDING}")
+                outcome.touched_users = {int(r[0]) for r in cur.fetchall()}
+                outcome.touched_sites = set(outcome.sites)
                 if batch.force and removed:
                     cur.execute(f"SELECT user_id, blog_id FROM {PENDING}")
                     readded = sorted({(int(u), int(b)) for u, b in cur.fetchall()} & removed)

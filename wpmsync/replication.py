@@ -78,6 +78,8 @@ def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_bl
             outcome.site(blog_id)["roles_set"] += 1
             outcome.site(blog_id)["user_ids"] = [user.user_id]
             outcome.roles_set += 1
+            outcome.touched_users.add(user.user_id)
+            outcome.touched_sites.add(blog_id)
     return outcome
 
 

@@ -1,15 +1,16 @@
-"""Secrets: the database password (or an Entra token), the hook secret, the WordPress secret.
+"""Secrets: the database password (or an Entra token) and the hook secret.
 
 Where they come from
   * ``WPMSYNC_KEY_VAULT_URL`` set (``https://<vault>.vault.azure.net``): Azure Key Vault, read
     with ``DefaultAzureCredential`` (the Function App's managed identity in Azure; ``az login``
     or ``AZURE_*`` variables elsewhere). Secret names: ``WPMSYNC_DB_PASSWORD_SECRET_NAME``
-    (default ``wpmsync-db-password``), ``WPMSYNC_HOOK_SECRET_NAME`` (``wpmsync-hook-secret``),
-    ``WPMSYNC_WORDPRESS_SECRET_NAME`` (``wpmsync-wordpress-secret``; optional: absent → None).
+    (default ``wpmsync-db-password``), ``WPMSYNC_HOOK_SECRET_NAME`` (``wpmsync-hook-secret``).
   * otherwise the environment (local runs, or App Service Key Vault references, which the
     platform resolves into plain app settings): ``WPMSYNC_DB_PASSWORD`` (may be empty for a local
-    MariaDB), ``WPMSYNC_HOOK_SECRET`` (required, at least 16 characters),
-    ``WPMSYNC_WORDPRESS_SECRET`` (optional).
+    MariaDB), ``WPMSYNC_HOOK_SECRET`` (required, at least 16 characters).
+
+The hook secret signs both directions: WordPress's callbacks to the functions, and the functions'
+cache-cleaning calls back to WordPress (one secret, one ``wp-config.php`` constant).
 
 Values are cached for ``ttl_seconds`` (600 by default): a rotation in Key Vault is picked up
 within that time without a restart, and a request never costs a Key Vault round trip. The
@@ -54,7 +55,6 @@ MIN_HOOK_SECRET_LENGTH = 16
 # (Key Vault name setting, default secret name, environment fallback)
 _DB_PASSWORD = ("WPMSYNC_DB_PASSWORD_SECRET_NAME", "wpmsync-db-password", "WPMSYNC_DB_PASSWORD")
 _HOOK_SECRET = ("WPMSYNC_HOOK_SECRET_NAME", "wpmsync-hook-secret", "WPMSYNC_HOOK_SECRET")
-_WP_SECRET = ("WPMSYNC_WORDPRESS_SECRET_NAME", "wpmsync-wordpress-secret", "WPMSYNC_WORDPRESS_SECRET")
 
 
 def _default_credential() -> Any:
@@ -146,11 +146,6 @@ class Secrets:
             )
         return value
 
-    def wordpress_secret(self) -> str | None:
-        """The secret for calls back to WordPress (cache cleaning); None when not configured."""
-        value = self._read(_WP_SECRET, required=False)
-        return value or None
-
     @property
     def source(self) -> str:
         return "key-vault" if self._vault_url else "environment"
@@ -209,7 +204,7 @@ class Secrets:
     def _scrub(self, message: str) -> str:
         """Belt and braces: mask any secret value we know of should an SDK message carry one."""
         known = [v for _, v in self._cache.values() if v]
-        known += [self._env.get(spec[2]) or "" for spec in (_DB_PASSWORD, _HOOK_SECRET, _WP_SECRET)]
+        known += [self._env.get(spec[2]) or "" for spec in (_DB_PASSWORD, _HOOK_SECRET)]
         if self._token is not None:
             known.append(self._token[1])
         for value in sorted(set(known), key=len, reverse=True):
