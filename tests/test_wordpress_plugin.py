@@ -1,0 +1,512 @@
+"""The WordPress mu-plugin (wordpress/mu-plugins/) against real WordPress.
+
+Each test boots Debian's WordPress (wpfixture) with a private ``wp-content`` whose ``mu-plugins``
+holds a copy of the plugin plus a test-only mu-plugin (``0-wpmsync-test.php``, loaded first) that
+defines the three constants and answers every outgoing HTTP request through ``pre_http_request``,
+recording it in a JSON-lines file. Hooks are sent at PHP ``shutdown`` exactly as in production, so
+the file holds what the Functions app would receive; every recorded hook is checked with the
+Python verifier (``wpmsync.signing.verify``): the cross-language check.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wpfixture import WordPress
+from wpmsync.errors import Unauthorized
+from wpmsync.signing import sign, verify
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN = ROOT / "wordpress" / "mu-plugins"
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "signing.json").read_text("utf-8"))["vectors"]
+
+SECRET = "test-hook-secret-0123456789abcdef"
+KEY = "test-function-key-must-stay-on-the-server"
+ENDPOINT = "https://wpmsync.example.test/api"
+CONSTANTS = {"WPMSYNC_ENDPOINT": ENDPOINT, "WPMSYNC_FUNCTION_KEY": KEY, "WPMSYNC_HOOK_SECRET": SECRET}
+JOB = "0123456789abcdef0123456789abcdef"
+
+# Test-only mu-plugin: constants from the JSON config, canned answers, a request log.
+TEST_MU = r"""<?php
+$wpmsync_test = json_decode( file_get_contents( dirname( __DIR__ ) . '/wpmsync-test.json' ), true );
+foreach ( $wpmsync_test['constants'] as $name => $value ) {
+	define( $name, $value );
+}
+// After wpfixture's own filter (priority 10), which refuses every request.
+add_filter( 'pre_http_request', function ( $pre, $args, $url ) use ( $wpmsync_test ) {
+	$path = (string) wp_parse_url( $url, PHP_URL_PATH );
+	$key  = $args['method'] . ' ' . preg_replace( '#^/api/#', '', $path );
+	file_put_contents( $wpmsync_test['log'], wp_json_encode( array(
+		'url' => $url, 'method' => $args['method'], 'headers' => $args['headers'],
+		'body' => isset( $args['body'] ) ? $args['body'] : null, 'timeout' => $args['timeout'],
+	) ) . "\n", FILE_APPEND );
+	$answer = isset( $wpmsync_test['responses'][ $key ] ) ? $wpmsync_test['responses'][ $key ]
+		: array( 'status' => 200, 'body' => array( 'status' => 'done' ) );
+	if ( 'error' === $answer ) {
+		return new WP_Error( 'http_request_failed', 'cURL error 7: Failed to connect (test)' );
+	}
+	return array( 'headers' => array(), 'body' => wp_json_encode( $answer['body'] ), 'cookies' => array(),
+		'filename' => null, 'response' => array( 'code' => $answer['status'], 'message' => '' ) );
+}, 100, 3 );
+"""
+
+
+class Plugged:
+    """A fixture network booted with the mu-plugin; ``run`` executes PHP in one request."""
+
+    def __init__(self, net: Any, tmp: Path) -> None:
+        self.net, self.ids = net, net.ids
+        content = tmp / "wp-content"
+        shutil.copytree(PLUGIN, content / "mu-plugins", dirs_exist_ok=True)
+        (content / "mu-plugins" / "0-wpmsync-test.php").write_text(TEST_MU)
+        self.config_path = content / "wpmsync-test.json"
+        self.log = tmp / "requests.jsonl"
+        self.wp = WordPress(net.db, net.prefix, content_dir=str(content))
+        self.configure()
+
+    def configure(self, constants: dict[str, str] | None = None,
+                  responses: dict[str, Any] | None = None) -> None:
+        self.config_path.write_text(json.dumps({
+            "constants": CONSTANTS if constants is None else constants,
+            "responses": responses or {}, "log": str(self.log)}))
+
+    def run(self, *codes: str, **args: Any) -> list[Any]:
+        """Run PHP snippets (``eval`` ops, ``$args`` available) in one WordPress request."""
+        self.log.unlink(missing_ok=True)
+        return self.wp.run([{"op": "eval", "code": c, "args": {**self.ids, **args}} for c in codes])
+
+    def requests(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def hooks(self) -> list[dict[str, Any]]:
+        """The hooks sent by the last run, each checked with the Python verifier."""
+        out = []
+        for r in self.requests():
+            assert r["url"] == f"{ENDPOINT}/hooks" and r["method"] == "POST", r
+            h = r["headers"]
+            assert h["Content-Type"] == "application/json"
+            assert r["timeout"] == 3
+            assert verify(SECRET, h["X-Wpmsync-Timestamp"], h["X-Wpmsync-Signature"], r["body"].encode()) \
+                == int(h["X-Wpmsync-Timestamp"])
+            assert KEY not in json.dumps(r)
+            doc = json.loads(r["body"])
+            assert set(doc) == {"event", "event_id", "data"}
+            assert 8 <= len(doc["event_id"]) <= 64
+            out.append(doc)
+        assert len({d["event_id"] for d in out}) == len(out)
+        return out
+
+    def events(self) -> list[tuple[str, dict]]:
+        return [(d["event"], d["data"]) for d in self.hooks()]
+
+
+@pytest.fixture
+def wp(net, tmp_path) -> Plugged:
+    return Plugged(net, tmp_path)
+
+
+ROLE_SYNC_ON = "update_site_option('wpmus_setUserRoleSync', 'yes'); return true;"
+
+
+# -- hooks ------------------------------------------------------------------------------------
+
+def test_user_created_on_a_subsite_sends_one_user_created(wp):
+    """user-new.php on a subsite: wpmu_create_user, then add_user_to_blog (role sync on: still no
+    role_changed, no user_added)."""
+    uid, = wp.run(ROLE_SYNC_ON, """
+        switch_to_blog($args['site_plain']);
+        $uid = wpmu_create_user('newbie', 'pw', 'newbie@example.test');
+        add_user_to_blog($args['site_plain'], $uid, 'author');
+        restore_current_blog();
+        return $uid;""")[1:]
+    assert wp.events() == [("user_created", {"user_id": uid, "blog_id": wp.ids["site_plain"]})]
+
+
+def test_user_created_by_network_admin_then_added_reports_the_site(wp):
+    uid, = wp.run("""
+        $uid = wpmu_create_user('netnew', 'pw', 'netnew@example.test');
+        add_user_to_blog($args['site_authors'], $uid, 'subscriber');
+        add_user_to_blog($args['site_editors'], $uid, 'subscriber');
+        return $uid;""")
+    assert wp.events() == [("user_created", {"user_id": uid, "blog_id": wp.ids["site_authors"]})]
+
+
+def test_wp_insert_user_on_a_subsite_sends_one_user_created(wp):
+    uid, = wp.run(ROLE_SYNC_ON, """
+        switch_to_blog($args['site_editors']);
+        $uid = wp_insert_user(['user_login' => 'inserted', 'user_pass' => 'pw',
+                               'user_email' => 'inserted@example.test', 'role' => 'editor']);
+        restore_current_blog();
+        return $uid;""")[1:]
+    assert wp.events() == [("user_created", {"user_id": uid, "blog_id": wp.ids["site_editors"]})]
+
+
+def test_network_admin_user_without_site(wp):
+    uid, = wp.run("return wpmu_create_user('lonely', 'pw', 'lonely@example.test');")
+    assert wp.events() == [("user_created", {"user_id": uid, "blog_id": 1})]
+
+
+def test_invitee_activation_is_one_user_created_and_no_removal(wp):
+    """An invitation: the signup is activated; core removes the new user from the main site and
+    adds it to the inviting site: one user_created for the inviting site, nothing else."""
+    signup = wp.run("""
+        $signup = [];
+        add_action('after_signup_user', function ($user, $email, $key, $meta, $id = 0) use (&$signup) {
+            $signup = ['key' => $key, 'id' => (int) $id];
+        }, 10, 5);
+        wpmu_signup_user('invitee', 'invitee@example.test',
+                         ['add_to_blog' => $args['site_plain'], 'new_role' => 'editor']);
+        return $signup;""")[0]
+    assert wp.events() == []
+    uid, = wp.run(ROLE_SYNC_ON, """
+        // Debian's 6.1.9 takes the signup id as well (a security backport); upstream 6.1 only the key.
+        $r = (new ReflectionFunction('wpmu_activate_signup'))->getNumberOfParameters() > 1
+            ? wpmu_activate_signup($args['key'], $args['id'])
+            : wpmu_activate_signup($args['key']);
+        if (is_wp_error($r)) { throw new Exception($r->get_error_message()); }
+        return [(int) $r['user_id'], did_action('remove_user_from_blog')];""", **signup)[1:]
+    uid, removals = uid
+    assert removals == 1  # core removed the invitee from the main site: housekeeping, not reported
+    assert wp.net.members(wp.ids["site_plain"]) >= {uid} and uid not in wp.net.members(1)
+    assert wp.events() == [("user_created", {"user_id": uid, "blog_id": wp.ids["site_plain"]})]
+
+
+def test_site_created(wp):
+    bid, = wp.run(ROLE_SYNC_ON, """
+        $bid = wpmu_create_blog('wp.test', '/fresh/', 'Fresh', 1);
+        return $bid;""")[1:]
+    # The creator becomes administrator of the new site: part of site_created, not user_added.
+    assert wp.events() == [("site_created", {"blog_id": bid})]
+
+
+def test_remove_user_from_blog_sends_user_removed(wp):
+    wp.run("remove_user_from_blog($args['user_ed'], $args['site_editors']); return true;")
+    assert wp.events() == [("user_removed", {"user_id": wp.ids["user_ed"], "blog_id": wp.ids["site_editors"]})]
+
+
+@pytest.mark.parametrize("how", [
+    "wpmu_delete_blog($args['site_editors'], true);",
+    "wpmu_delete_blog($args['site_editors'], false);",
+    "wp_delete_site($args['site_editors']);",
+])
+def test_deleting_a_site_reports_no_removals(wp, how):
+    wp.run("""add_user_to_blog($args['site_editors'], $args['user2'], 'author');
+              add_user_to_blog($args['site_editors'], $args['user3'], 'author'); return true;""")
+    assert len(wp.events()) == 2  # user_added x 2
+    wp.run("require_once ABSPATH . 'wp-admin/includes/ms.php';" + how + " return true;")
+    assert wp.events() == []
+    assert wp.net.members(wp.ids["site_editors"]) == set() or "false" in how
+
+
+def test_deleting_a_user_reports_no_removals(wp):
+    wp.run("wpmu_delete_user($args['user_ed']); return true;")
+    assert wp.events() == []
+
+
+def test_add_user_to_blog_sends_user_added_and_no_role_changed(wp):
+    wp.run(ROLE_SYNC_ON, "add_user_to_blog($args['site_plain'], $args['user2'], 'author'); return true;")
+    assert wp.events() == [("user_added", {"user_id": wp.ids["user2"], "blog_id": wp.ids["site_plain"]})]
+
+
+def test_removed_then_added_back_sends_only_the_last(wp):
+    wp.run("""remove_user_from_blog($args['user_ed'], $args['site_editors']);
+              add_user_to_blog($args['site_editors'], $args['user_ed'], 'editor'); return true;""")
+    assert wp.events() == [("user_added", {"user_id": wp.ids["user_ed"], "blog_id": wp.ids["site_editors"]})]
+
+
+SET_ROLE = """
+    wp_set_current_user($args['admin']);
+    switch_to_blog($args['site_authors']);
+    $u = new WP_User($args['user1']);
+    $u->set_role('author');
+    $u->set_role('editor');
+    restore_current_blog();
+    return true;"""
+
+
+def test_set_role_without_role_sync_sends_nothing(wp):
+    wp.run(SET_ROLE)
+    assert wp.events() == []
+
+
+def test_set_role_with_role_sync_sends_one_role_changed(wp):
+    wp.run(ROLE_SYNC_ON, SET_ROLE)
+    assert wp.events() == [("role_changed", {"user_id": wp.ids["user1"], "blog_id": wp.ids["site_authors"],
+                                             "role": "editor", "actor_id": wp.ids["admin"]})]
+
+
+def test_set_role_through_for_site_reports_that_site(wp):
+    """WP_User::for_site() without switching: the role is written on that site, reported there."""
+    wp.run(ROLE_SYNC_ON, """
+        $u = new WP_User($args['user_ed']);
+        $u->for_site($args['site_editors']);
+        $u->set_role('author');
+        return true;""")
+    assert wp.events() == [("role_changed", {"user_id": wp.ids["user_ed"], "blog_id": wp.ids["site_editors"],
+                                             "role": "author", "actor_id": 0})]
+
+
+# -- signing ----------------------------------------------------------------------------------
+
+def test_shared_vectors_python():
+    for v in VECTORS:
+        assert sign(v["secret"], v["timestamp"], v["body"].encode("utf-8")) == v["signature"]
+        assert verify(v["secret"], v["timestamp"], v["signature"], v["body"].encode("utf-8"),
+                      now=int(v["timestamp"])) == int(v["timestamp"])
+
+
+def test_shared_vectors_php(wp):
+    signed, verified, tampered, late = wp.run("""
+        $out = [[], [], [], []];
+        foreach ($args['vectors'] as $v) {
+            $out[0][] = Wpmsync_Signer::sign($v['secret'], $v['timestamp'], $v['body']);
+            $out[1][] = Wpmsync_Signer::verify($v['secret'], $v['timestamp'], $v['signature'], $v['body'], (int) $v['timestamp']);
+            $out[2][] = is_wp_error(Wpmsync_Signer::verify($v['secret'], $v['timestamp'], $v['signature'], $v['body'] . ' ', (int) $v['timestamp']));
+            $out[3][] = is_wp_error(Wpmsync_Signer::verify($v['secret'], $v['timestamp'], $v['signature'], $v['body'], (int) $v['timestamp'] + 301));
+        }
+        return $out;""", vectors=VECTORS)[0]
+    assert signed == [v["signature"] for v in VECTORS]
+    assert verified == [True] * len(VECTORS)
+    assert tampered == [True] * len(VECTORS) and late == [True] * len(VECTORS)
+
+
+# -- the clean-cache route --------------------------------------------------------------------
+
+CLEAN = """
+    get_userdata($args['user1']); get_user_meta($args['user1']);
+    wp_cache_set($args['site_plain'] . '_user_count', 5, 'blog-details');
+    $req = new WP_REST_Request('POST', '/wpmsync/v1/clean-cache');
+    $req->set_body($args['body']);
+    $req->set_header('Content-Type', 'application/json');
+    foreach ($args['headers'] as $k => $v) { $req->set_header($k, $v); }
+    $res = rest_do_request($req);
+    return ['status' => $res->get_status(), 'data' => $res->get_data(),
+            'users' => wp_cache_get($args['user1'], 'users'),
+            'meta' => wp_cache_get($args['user1'], 'user_meta'),
+            'count' => wp_cache_get($args['site_plain'] . '_user_count', 'blog-details')];"""
+
+
+def _clean(wp, body: str, headers: dict[str, str]) -> dict[str, Any]:
+    return wp.run(CLEAN, body=body, headers=headers)[0]
+
+
+def test_clean_cache_signed_by_python_cleans(wp):
+    body = json.dumps({"user_ids": [wp.ids["user1"]], "blog_ids": [wp.ids["site_plain"]]})
+    ts = str(int(time.time()))
+    out = _clean(wp, body, {"X-Wpmsync-Timestamp": ts, "X-Wpmsync-Signature": sign(SECRET, ts, body.encode())})
+    assert out["status"] == 200 and out["data"] == {"users": 1, "blogs": 1}
+    assert out["users"] is False and out["meta"] is False and out["count"] is False
+    assert wp.events() == []
+
+
+@pytest.mark.parametrize("case", ["unsigned", "expired", "bad", "other secret"])
+def test_clean_cache_refuses_unsigned_and_expired(wp, case):
+    body = json.dumps({"user_ids": [wp.ids["user1"]]})
+    ts = str(int(time.time()) - (600 if case == "expired" else 0))
+    sig = sign("x" * 32 if case == "other secret" else SECRET, ts, body.encode())
+    headers = {} if case == "unsigned" else {"X-Wpmsync-Timestamp": ts,
+                                             "X-Wpmsync-Signature": sig[:-1] + "0" if case == "bad" else sig}
+    if case == "bad" and sig.endswith("0"):
+        headers["X-Wpmsync-Signature"] = sig[:-1] + "1"
+    out = _clean(wp, body, headers)
+    assert out["status"] == 401
+    assert out["users"] is not False  # nothing cleaned
+
+
+def test_clean_cache_limits_and_validates(wp):
+    ts = str(int(time.time()))
+    for payload in ({"user_ids": list(range(1, 10002))}, {"user_ids": ["1; DROP"]}, [1, 2]):
+        body = json.dumps(payload)
+        out = _clean(wp, body, {"X-Wpmsync-Timestamp": ts, "X-Wpmsync-Signature": sign(SECRET, ts, body.encode())})
+        assert out["status"] == 400, payload
+
+
+# -- failures and configuration ---------------------------------------------------------------
+
+def test_failed_send_is_logged_and_harmless(wp):
+    wp.configure(responses={"POST hooks": "error"})
+    wp.run("remove_user_from_blog($args['user_ed'], $args['site_editors']);"
+           "add_user_to_blog($args['site_plain'], $args['user2'], 'author'); return true;")
+    assert len(wp.requests()) == 1  # unreachable: the rest of the request's hooks are dropped
+    err = wp.wp.last_stderr
+    assert "wpmsync: hook user_removed" in err and "not delivered" in err and "1 more hook(s)" in err
+    assert SECRET not in err and KEY not in err
+    assert wp.ids["user_ed"] not in wp.net.members(wp.ids["site_editors"])  # WordPress's work stands
+
+
+def test_error_answer_is_logged(wp):
+    wp.configure(responses={"POST hooks": {"status": 500, "body": {"error": "database down",
+                                                                    "correlation_id": "c0ffee"}}})
+    wp.run("remove_user_from_blog($args['user_ed'], $args['site_editors']);"
+           "add_user_to_blog($args['site_plain'], $args['user2'], 'author'); return true;")
+    assert len(wp.requests()) == 2  # an HTTP error is not a dead endpoint: keep sending
+    assert "HTTP 500" in wp.wp.last_stderr and "database down" in wp.wp.last_stderr
+
+
+def test_without_constants_the_plugin_does_nothing_but_a_notice(wp):
+    wp.configure(constants={"WPMSYNC_ENDPOINT": ENDPOINT})
+    status, notice = wp.run("""
+        wpmu_create_user('quiet', 'pw', 'quiet@example.test');
+        remove_user_from_blog($args['user_ed'], $args['site_editors']);
+        $res = rest_do_request(new WP_REST_Request('POST', '/wpmsync/v1/clean-cache'));
+        wp_set_current_user($args['admin']);
+        ob_start(); do_action('network_admin_notices'); $notice = ob_get_clean();
+        return [$res->get_status(), $notice];""")[0]
+    assert wp.requests() == []
+    assert status == 404
+    assert "WPMSYNC_FUNCTION_KEY, WPMSYNC_HOOK_SECRET" in notice and "WPMSYNC_ENDPOINT," not in notice
+
+
+# -- screens ----------------------------------------------------------------------------------
+
+RENDER_NETWORK = """
+    require_once ABSPATH . 'wp-admin/includes/plugin.php';
+    wp_set_current_user($args['admin']);
+    $admin = Wpmsync_Plugin::instance()->admin;
+    $_SERVER['REQUEST_METHOD'] = $args['post'] ? 'POST' : 'GET';
+    $_POST = $_REQUEST = [];
+    if ($args['post']) {
+        $_POST = $args['post'];
+        $_POST['_wpnonce'] = wp_create_nonce('wpmsync_' . $args['post']['wpmsync_action']);
+        $_REQUEST = $_POST;
+        $admin->handle_network_request();
+    }
+    ob_start(); $admin->render_network_page(); return ob_get_clean();"""
+
+
+def test_network_page_shows_switches_from_the_functions(wp):
+    wp.configure(responses={"GET settings": {"status": 200, "body": {"settings": {
+        "new_user": True, "new_site": False, "role_sync": True}}}})
+    html = wp.run(RENDER_NETWORK, post=None)[0]
+    for el in ("wpmsync-new-user", "wpmsync-new-site", "wpmsync-role-sync", "wpmsync-save-settings",
+               "wpmsync-sync-all", "wpmsync-sync-selected", 'select id="wpmsync-sites"'):
+        assert el in html
+    assert 'id="wpmsync-new-user" name="wpmsync_new_user" value="on"  checked' in html
+    assert 'id="wpmsync-new-site" name="wpmsync_new_site" value="on"  />' in html
+    assert f'<option value="{wp.ids["site_club"]}">' in html
+    assert f'<option value="{wp.ids["site_archived"]}">' not in html
+    assert KEY not in html and SECRET not in html
+    req, = wp.requests()
+    assert req["method"] == "GET" and req["url"] == f"{ENDPOINT}/settings"
+    assert req["headers"]["x-functions-key"] == KEY
+
+
+def test_network_page_falls_back_to_sitemeta(wp):
+    wp.configure(responses={"GET settings": "error"})
+    html = wp.run(ROLE_SYNC_ON, RENDER_NETWORK, post=None)[1]
+    assert "notice-warning" in html and "showing the values stored in WordPress" in html
+    assert 'id="wpmsync-role-sync" name="wpmsync_role_sync" value="on"  checked' in html
+
+
+def test_save_settings_patches_the_functions(wp):
+    wp.run(RENDER_NETWORK, post={"wpmsync_action": "save_settings", "wpmsync_new_user": "on"})
+    patch = [r for r in wp.requests() if r["method"] == "PATCH"]
+    assert len(patch) == 1 and patch[0]["url"] == f"{ENDPOINT}/settings"
+    assert json.loads(patch[0]["body"]) == {"new_user": "on", "new_site": "off", "role_sync": "off"}
+
+
+def test_sync_all_starts_a_job_and_shows_progress(wp):
+    wp.configure(responses={"POST sync": {"status": 202, "body": {"job_id": JOB, "status": "queued", "batches": 7}}})
+    html = wp.run(RENDER_NETWORK, post={"wpmsync_action": "sync_all"})[0]
+    sync = [r for r in wp.requests() if r["method"] == "POST"]
+    assert sync[0]["url"] == f"{ENDPOINT}/sync" and sync[0]["body"] == "{}"
+    assert sync[0]["headers"]["x-functions-key"] == KEY
+    assert '<progress id="wpmsync-progress" max="7" value="0"' in html
+    assert f'data-job-id="{JOB}"' in html and 'id="wpmsync-job-state"' in html
+    assert "notice-success" in html and KEY not in html
+
+
+def test_sync_selected_sends_the_sites_and_shows_a_conflict(wp):
+    wp.configure(responses={"POST sync": {"status": 409, "body": {
+        "error": "a job is already syncing sites 2, 3", "correlation_id": "abc123"}}})
+    html = wp.run(RENDER_NETWORK, post={"wpmsync_action": "sync_selected",
+                                        "wpmsync_sites": [str(wp.ids["site_plain"]), str(wp.ids["site_club"])]})[0]
+    sync = [r for r in wp.requests() if r["method"] == "POST"]
+    assert json.loads(sync[0]["body"]) == {"blog_ids": [wp.ids["site_plain"], wp.ids["site_club"]]}
+    assert "notice-error" in html and "HTTP 409" in html and "a job is already syncing sites 2, 3" in html
+    assert "wpmsync-progress" not in html
+
+
+def test_site_page_pulls_users(wp):
+    wp.configure(responses={f"POST sites/{wp.ids['site_club']}/sync": {
+        "status": 202, "body": {"job_id": JOB, "status": "queued", "batches": 1}}})
+    html = wp.run("""
+        wp_set_current_user($args['admin']);
+        switch_to_blog($args['site_club']);
+        $admin = Wpmsync_Plugin::instance()->admin;
+        $_SERVER['REQUEST_METHOD'] = 'POST';
+        $_POST = $_REQUEST = ['wpmsync_action' => 'pull_users', '_wpnonce' => wp_create_nonce('wpmsync_pull_users')];
+        $admin->handle_site_request();
+        ob_start(); $admin->render_site_page(); return ob_get_clean();""")[0]
+    req, = wp.requests()
+    assert req["url"] == f"{ENDPOINT}/sites/{wp.ids['site_club']}/sync" and req["headers"]["x-functions-key"] == KEY
+    assert 'id="wpmsync-pull-users"' in html and f'data-job-id="{JOB}"' in html
+
+
+def test_a_forged_form_is_refused(wp):
+    with pytest.raises(Exception, match="wp_die"):
+        wp.run("""
+            wp_set_current_user($args['admin']);
+            $_SERVER['REQUEST_METHOD'] = 'POST';
+            $_POST = $_REQUEST = ['wpmsync_action' => 'sync_all', '_wpnonce' => 'forged'];
+            Wpmsync_Plugin::instance()->admin->handle_network_request();""")
+    assert [r for r in wp.requests() if r["method"] == "POST"] == []
+
+
+JOB_STATUS = """
+    define('DOING_AJAX', true);
+    wp_set_current_user($args['user']);
+    $_GET = $_REQUEST = ['action' => 'wpmsync_job_status', 'job_id' => $args['job'],
+                         '_wpnonce' => wp_create_nonce('wpmsync_job_' . $args['nonce_job'])];
+    ob_start();
+    try { do_action('wp_ajax_wpmsync_job_status'); } catch (Exception $e) { }
+    return json_decode(ob_get_clean(), true);"""
+
+
+def test_job_status_proxy(wp):
+    wp.configure(responses={f"GET jobs/{JOB}": {"status": 200, "body": {
+        "job_id": JOB, "state": "running", "blog_ids": [2, 3], "batches": {"done": 3, "failed": 0, "total": 10},
+        "memberships_added": 40, "skipped": {"count": 0, "first": []}, "errors": []}}})
+    out = wp.run(JOB_STATUS, user=wp.ids["admin"], job=JOB, nonce_job=JOB)[0]
+    assert out == {"success": True, "data": {"state": "running", "done": 3, "failed": 0, "total": 10,
+                                             "memberships_added": 40, "finished": False,
+                                             "label": "running 3/10 batches"}}
+    req, = wp.requests()
+    assert req["url"] == f"{ENDPOINT}/jobs/{JOB}" and req["headers"]["x-functions-key"] == KEY
+    assert KEY not in json.dumps(out)
+
+
+def test_job_status_proxy_checks_nonce_id_and_capability(wp):
+    other = "f" * 32
+    assert wp.run(JOB_STATUS, user=wp.ids["admin"], job=JOB, nonce_job=other)[0]["success"] is False
+    assert wp.run(JOB_STATUS, user=wp.ids["admin"], job="../settings", nonce_job="../settings")[0]["success"] is False
+    assert wp.run(JOB_STATUS, user=wp.ids["user2"], job=JOB, nonce_job=JOB)[0]["success"] is False
+    assert wp.requests() == []
+
+
+def test_job_status_labels(wp):
+    wp.configure(responses={
+        f"GET jobs/{JOB}": {"status": 200, "body": {"state": "done", "blog_ids": [2],
+                                                   "batches": {"done": 2, "failed": 0, "total": 2},
+                                                   "memberships_added": 120, "skipped": {"count": 0}}},
+        "GET jobs/" + "e" * 32: {"status": 200, "body": {"state": "failed", "blog_ids": [2],
+                                                        "batches": {"done": 1, "failed": 1, "total": 2},
+                                                        "errors": [{"batch": 2, "error": "lock timeout"}]}},
+        "GET jobs/" + "d" * 32: {"status": 404, "body": {"error": "unknown job", "correlation_id": "x"}},
+    })
+    done, failed, missing = wp.run("""
+        wp_set_current_user($args['admin']);
+        $a = Wpmsync_Plugin::instance()->admin;
+        $m = $a->job_status(str_repeat('d', 32));
+        return [$a->job_status($args['job']), $a->job_status(str_repeat('e', 32)), $m->get_error_message()];""",
+                                   job=JOB)[0]
+    assert done["label"] == "done: 120 memberships added" and done["finished"] is True
+    assert failed["label"] == "failed: lock timeout"
+    assert "HTTP 404" in missing and "unknown job" in missing

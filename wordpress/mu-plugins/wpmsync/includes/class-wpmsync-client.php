@@ -1,0 +1,165 @@
+<?php
+/**
+ * HTTP client of the Functions app: signed hooks and manual actions.
+ *
+ * Every request goes through wp_remote_request()/wp_remote_post(), so the usual WordPress HTTP
+ * settings (proxy, CA bundle) apply and tests can intercept with the pre_http_request filter.
+ * The function key is only ever put in a request header here; it never reaches the browser,
+ * a log line or an error message.
+ *
+ * @package wpmsync
+ */
+
+defined( 'ABSPATH' ) || exit;
+
+/**
+ * Talks to {endpoint}/hooks (HMAC) and the manual routes (function key).
+ */
+final class Wpmsync_Client {
+
+	/** Seconds a hook may take: hooks run at shutdown, after the visitor got the page. */
+	const HOOK_TIMEOUT = 3;
+
+	/** Seconds a manual action may take (starting a sync counts users and writes the job). */
+	const ACTION_TIMEOUT = 20;
+
+	/** @var Wpmsync_Config */
+	private $config;
+
+	/**
+	 * @param Wpmsync_Config $config Configuration.
+	 */
+	public function __construct( Wpmsync_Config $config ) {
+		$this->config = $config;
+	}
+
+	/**
+	 * The JSON body of a hook: {"event", "event_id", "data"}.
+	 *
+	 * @param string $event Event name.
+	 * @param array  $data  Event data.
+	 * @return string
+	 */
+	public static function hook_body( $event, array $data ) {
+		return (string) wp_json_encode(
+			array(
+				'event'    => (string) $event,
+				'event_id' => wp_generate_uuid4(), // 36 chars of [0-9a-f-]: matches the functions' event id rule.
+				'data'     => $data,
+			)
+		);
+	}
+
+	/**
+	 * POST one signed hook. A failure is logged (never with the secret) and returned, never thrown:
+	 * the timer's reconcile repairs what a lost hook missed.
+	 *
+	 * @param string $event Event name.
+	 * @param array  $data  Event data.
+	 * @return true|WP_Error
+	 */
+	public function send_hook( $event, array $data ) {
+		$body     = self::hook_body( $event, $data );
+		$headers  = array_merge(
+			array( 'Content-Type' => 'application/json' ),
+			Wpmsync_Signer::headers( $this->config->hook_secret(), $body )
+		);
+		$response = wp_remote_post(
+			$this->config->url( 'hooks' ),
+			array(
+				'timeout'     => self::HOOK_TIMEOUT,
+				'redirection' => 0,
+				'headers'     => $headers,
+				'body'        => $body,
+				'data_format' => 'body',
+			)
+		);
+		if ( is_wp_error( $response ) ) {
+			self::log( sprintf( 'hook %s %s not delivered: %s', $event, wp_json_encode( $data ), $response->get_error_message() ) );
+			return $response;
+		}
+		$status = (int) wp_remote_retrieve_response_code( $response );
+		if ( $status < 200 || $status > 299 ) {
+			$message = self::error_message( $response );
+			self::log( sprintf( 'hook %s %s answered HTTP %d: %s', $event, wp_json_encode( $data ), $status, $message ) );
+			return new WP_Error( 'wpmsync_http_' . $status, $message, array( 'status' => $status ) );
+		}
+		return true;
+	}
+
+	/**
+	 * Call a manual action with the function key.
+	 *
+	 * @param string     $method  GET, POST, PATCH.
+	 * @param string     $path    Route below the endpoint, e.g. "sync".
+	 * @param array|null $payload JSON body (objects: use an associative array; {} is array()).
+	 * @return array|WP_Error {"status": int, "data": array} on a 2xx answer; otherwise a WP_Error
+	 *                        whose message is the functions' own error text, with data status.
+	 */
+	public function call( $method, $path, $payload = null ) {
+		$args = array(
+			'method'      => strtoupper( $method ),
+			'timeout'     => self::ACTION_TIMEOUT,
+			'redirection' => 0,
+			'headers'     => array(
+				'x-functions-key' => $this->config->function_key(),
+				'Accept'          => 'application/json',
+			),
+		);
+		if ( null !== $payload ) {
+			$args['headers']['Content-Type'] = 'application/json';
+			$args['body']                    = empty( $payload ) ? '{}' : (string) wp_json_encode( $payload );
+			$args['data_format']             = 'body';
+		}
+		$response = wp_remote_request( $this->config->url( $path ), $args );
+		if ( is_wp_error( $response ) ) {
+			return new WP_Error(
+				'wpmsync_unreachable',
+				/* translators: %s: the transport error. */
+				sprintf( __( 'The sync service could not be reached: %s', 'wpmsync' ), $response->get_error_message() ),
+				array( 'status' => 0 )
+			);
+		}
+		$status = (int) wp_remote_retrieve_response_code( $response );
+		$data   = json_decode( (string) wp_remote_retrieve_body( $response ), true );
+		if ( $status < 200 || $status > 299 ) {
+			return new WP_Error( 'wpmsync_http_' . $status, self::error_message( $response ), array( 'status' => $status ) );
+		}
+		return array(
+			'status' => $status,
+			'data'   => is_array( $data ) ? $data : array(),
+		);
+	}
+
+	/**
+	 * A readable message of an error answer: the functions answer
+	 * {"error": "...", "correlation_id": "..."}; anything else becomes "HTTP <status>".
+	 *
+	 * @param array $response wp_remote_* answer.
+	 * @return string
+	 */
+	public static function error_message( $response ) {
+		$status = (int) wp_remote_retrieve_response_code( $response );
+		$data   = json_decode( (string) wp_remote_retrieve_body( $response ), true );
+		/* translators: %d: HTTP status code. */
+		$message = sprintf( __( 'HTTP %d from the sync service', 'wpmsync' ), $status );
+		if ( is_array( $data ) && isset( $data['error'] ) && is_scalar( $data['error'] ) ) {
+			$message .= ': ' . substr( (string) $data['error'], 0, 500 );
+			if ( ! empty( $data['correlation_id'] ) && is_scalar( $data['correlation_id'] ) ) {
+				/* translators: %s: correlation id of the failed request, for the logs of the functions. */
+				$message .= ' ' . sprintf( __( '(correlation id %s)', 'wpmsync' ), substr( (string) $data['correlation_id'], 0, 64 ) );
+			}
+		}
+		return $message;
+	}
+
+	/**
+	 * One line in the PHP error log. Callers never pass the key or the secret.
+	 *
+	 * @param string $message What happened.
+	 */
+	public static function log( $message ) {
+		// phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log -- the documented failure channel.
+		error_log( 'wpmsync: ' . $message );
+	}
+}
