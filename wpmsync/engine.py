@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from . import memberships, removals, settings
+from . import jobs, memberships, removals, settings
 from .config import Config
 from .db import connect, transaction
 from .errors import InputError
@@ -96,15 +96,19 @@ class Engine:
         if dry_run:
             return memberships.preview(self.conn, self.network, blog_ids, ranges, force=force,
                                        progress=progress)
-        # The sites' roles and default_role are read once for the whole job.
-        site_roles = load_site_roles(self.conn, self.network.tables,
-                                     [b for b in blog_ids if self.network.sites[b].live])
-        outcome = Outcome()
+        site_roles = load_site_roles(self.conn, self.network.tables, blog_ids)  # once per job
         batches = memberships.make_batches(blog_ids, ranges, force)
-        for done, batch in enumerate(batches, 1):
-            outcome.merge(self.run_batch(batch, site_roles))
-            if progress:
-                progress(done, len(batches))
+        outcomes = (self.run_batch(batch, site_roles) for batch in batches)
+        if len(batches) == 1:  # the usual inline case: keep who was touched, for cache cleaning
+            outcome = next(outcomes)
+        else:
+            outcome = Outcome()
+            for done, batch_outcome in enumerate(outcomes, 1):
+                outcome.merge(batch_outcome)
+                if progress:
+                    progress(done, len(batches))
+        if progress and len(batches) == 1:
+            progress(1, 1)
         return outcome
 
     # -- 4. role replication -----------------------------------------------------------
@@ -149,6 +153,7 @@ class Engine:
         with self.conn.cursor() as cur:
             for name in own:
                 cur.execute(f"DROP TABLE IF EXISTS `{name}`")
+        jobs.forget_tables()  # the next use creates them again
         return {"settings_deleted": switches, "removal_records_deleted": records, "tables_dropped": own}
 
 

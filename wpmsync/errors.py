@@ -37,7 +37,7 @@ class BrokenOption(WpmsyncError):
 
 
 class Busy(WpmsyncError):
-    """Another writer holds the lock for a site too long; the operation wrote nothing."""
+    """Another writer holds the lock of the same users too long; the operation wrote nothing."""
 
     status = 409
 

@@ -55,15 +55,6 @@ class Batch:
     last_user: int = MAX_USER_ID
     force: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"blog_ids": list(self.blog_ids), "first_user": self.first_user,
-                "last_user": self.last_user, "force": self.force}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Batch":
-        return cls(tuple(int(b) for b in data["blog_ids"]), int(data["first_user"]),
-                   int(data["last_user"]), bool(data.get("force", False)))
-
 
 @dataclass
 class Outcome:
@@ -76,7 +67,8 @@ class Outcome:
     removals_cleared: int = 0
     sites: dict[int, dict[str, Any]] = field(default_factory=dict)
     skipped: list[dict[str, Any]] = field(default_factory=list)
-    # Who was written, for WordPress's cache cleaning; not part of the report.
+    # Who was written, for WordPress's cache cleaning: one batch's worth, never merged (a sync of
+    # many batches must not hold every user id in memory); not part of the report.
     touched_users: set[int] = field(default_factory=set, repr=False)
     touched_sites: set[int] = field(default_factory=set, repr=False)
 
@@ -100,8 +92,6 @@ class Outcome:
         self.primary_blogs += other.primary_blogs
         self.removals_cleared += other.removals_cleared
         self.skipped.extend(s for s in other.skipped if s not in self.skipped)
-        self.touched_users |= other.touched_users
-        self.touched_sites |= other.touched_sites
         return self
 
     def to_dict(self) -> dict[str, Any]:
