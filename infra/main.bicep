@@ -138,7 +138,7 @@ var storageAccountName = 'stwpmsync${take(resourceToken, 13)}'
 var keyVaultName = 'kv-wpmsync-${take(resourceToken, 13)}'
 var deploymentContainerName = 'app-package-${take(resourceToken, 13)}'
 var serverName = empty(mysqlServerName) ? 'mysql-wpmsync-${resourceToken}' : mysqlServerName
-var serverResourceGroup = (mysqlMode == 'existing' && !empty(mysqlResourceGroupName)) ? mysqlResourceGroupName : resourceGroup().name
+var serverResourceGroup = ((mysqlMode == 'existing') && !empty(mysqlResourceGroupName)) ? mysqlResourceGroupName : resourceGroup().name
 var databaseHost = empty(dbHost) ? '${serverName}.mysql.database.azure.com' : dbHost
 var hookSecretName = 'wpmsync-hook-secret'
 var dbPasswordSecretName = 'wpmsync-db-password'
@@ -172,7 +172,7 @@ module vault 'app/keyvault.bicep' = {
     hookSecretName: hookSecretName
     hookSecret: hookSecret
     dbPasswordSecretName: dbPasswordSecretName
-    dbPassword: dbAuth == 'password' ? dbPassword : ''
+    dbPassword: (dbAuth == 'password') ? dbPassword : ''
   }
 }
 
@@ -196,7 +196,7 @@ module mysqlAccess 'app/mysql-access.bicep' = {
   params: {
     serverName: serverName
     allowAzureServices: mysqlAllowAzureServices
-    requireSecureTransport: mysqlMode == 'new' || mysqlRequireSecureTransport
+    requireSecureTransport: (mysqlMode == 'new') || mysqlRequireSecureTransport
   }
   dependsOn: [
     newServer
