@@ -200,27 +200,30 @@ fi
 # --------------------------------------------------------------------------
 # 5. Azurite (queue emulator for the tests) in .tools/
 # --------------------------------------------------------------------------
-AZURITE_VERSION=3.37.0
 TOOLS="$ROOT_DIR/.tools"
-azurite_ok() {
-    [ -x "$TOOLS/node_modules/.bin/azurite-queue" ] \
-        && grep -q "\"version\": \"$AZURITE_VERSION\"" "$TOOLS/node_modules/azurite/package.json" 2>/dev/null
-}
 if [ "${SKIP_NPM:-0}" != "1" ]; then
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        node_missing=()
+        command -v node >/dev/null 2>&1 || node_missing+=(nodejs)
+        command -v npm >/dev/null 2>&1 || node_missing+=(npm)
+        log "installing: ${node_missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        $SUDO apt-get update -qq
+        $SUDO apt-get install -y -qq --no-install-recommends "${node_missing[@]}" >/dev/null
+    fi
+    command -v node >/dev/null 2>&1 || die "node not found"
+    command -v npm >/dev/null 2>&1 || die "npm not found"
+    # Azurite 3.37 declares Node >= 22 (and runs on 20); Debian 12's own Node is 18, where the
+    # last release that declares older Nodes is 3.35. Both accept --skipApiVersionCheck.
+    NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
+    if [ "$NODE_MAJOR" -ge 20 ]; then AZURITE_VERSION=3.37.0; else AZURITE_VERSION=3.35.0; fi
+    azurite_ok() {
+        [ -x "$TOOLS/node_modules/.bin/azurite-queue" ] \
+            && grep -q "\"version\": \"$AZURITE_VERSION\"" "$TOOLS/node_modules/azurite/package.json" 2>/dev/null
+    }
     if azurite_ok; then
         log "azurite $AZURITE_VERSION present"
     else
-        if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-            node_missing=()
-            command -v node >/dev/null 2>&1 || node_missing+=(nodejs)
-            command -v npm >/dev/null 2>&1 || node_missing+=(npm)
-            log "installing: ${node_missing[*]}"
-            export DEBIAN_FRONTEND=noninteractive
-            $SUDO apt-get update -qq
-            $SUDO apt-get install -y -qq --no-install-recommends "${node_missing[@]}" >/dev/null
-        fi
-        command -v node >/dev/null 2>&1 || die "node not found"
-        command -v npm >/dev/null 2>&1 || die "npm not found"
         log "npm install azurite@$AZURITE_VERSION into .tools/ (node $(node --version))"
         mkdir -p "$TOOLS"
         npm install --prefix "$TOOLS" --save-exact --no-audit --no-fund --loglevel=error \

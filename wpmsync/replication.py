@@ -53,11 +53,8 @@ def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_bl
 
     targets = sorted(b for b in caps_rows if b != source.blog_id and b in live)
     if dry_run:
-        plans = _plan(network, site_roles, caps_rows, targets, role, privileged, outcome)
-        for blog_id in plans:
-            outcome.site(blog_id)["roles_set"] += 1
-            outcome.site(blog_id)["user_ids"] = [user.user_id]
-            outcome.roles_set += 1
+        for blog_id in _plan(network, site_roles, caps_rows, targets, role, privileged, outcome):
+            _count(outcome, blog_id, user.user_id)
         return outcome
 
     with named_locks(conn, network.config, user_locks(user.user_id, user.user_id)), transaction(conn) as cur:
@@ -75,12 +72,16 @@ def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_bl
             else:
                 cur.execute(f"UPDATE {um} SET meta_value = %s WHERE user_id = %s AND meta_key = %s",
                             (str(level), user.user_id, tables.level_key(blog_id)))
-            outcome.site(blog_id)["roles_set"] += 1
-            outcome.site(blog_id)["user_ids"] = [user.user_id]
-            outcome.roles_set += 1
+            _count(outcome, blog_id, user.user_id)
             outcome.touched_users.add(user.user_id)
             outcome.touched_sites.add(blog_id)
     return outcome
+
+
+def _count(outcome: Outcome, blog_id: int, user_id: int) -> None:
+    outcome.site(blog_id)["roles_set"] += 1
+    outcome.site(blog_id)["user_ids"] = [user_id]
+    outcome.roles_set += 1
 
 
 def _plan(network: Network, site_roles: dict, caps_rows: dict[int, dict], targets: list[int],
