@@ -338,3 +338,17 @@ def test_wordpress_is_told_to_clean_its_cache_when_configured(app, monkeypatch, 
         blogs |= set(data["blog_ids"])
     assert app.ids["user3"] in users and app.ids["user5"] in users
     assert {1, app.ids["site_club"]} <= blogs
+
+
+def test_timer_skips_while_another_reconcile_holds_the_lease(app):
+    from wpmsync import Config, Engine, jobs
+    from wpmsync.reconcile import LEASE, reconcile as reconcile_pass
+
+    call(actions.settings, http("PATCH", "settings", {"new_user": "on"}))
+    with Engine(Config.from_env()) as engine:
+        assert jobs.acquire_lease(engine.conn, engine.network, LEASE, "another-worker", 60)
+        assert reconcile_pass(engine) == {"status": "skipped", "reason": "another reconcile is running"}
+        assert not jobs.acquire_lease(engine.conn, engine.network, LEASE, "a-third-worker", 60)
+        engine.conn.cursor().execute("UPDATE wp_wpmsync_leases SET expires_at = NOW(6) - INTERVAL 1 SECOND")
+        result = reconcile_pass(engine)  # the holder died: its lease ran out
+    assert result["status"] == "queued" and result["sites_missing_members"]

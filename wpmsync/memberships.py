@@ -269,9 +269,11 @@ def preview(conn: Any, network: Network, blog_ids: Iterable[int], ranges: list[t
 
 
 def sites_missing_members(conn: Any, network: Network, blog_ids: Iterable[int],
-                          ranges: list[tuple[int, int]]) -> list[int]:
+                          ranges: list[tuple[int, int]],
+                          each_range: Callable[[], None] = lambda: None) -> list[int]:
     """Sites where at least one user should be a member and is not (respecting removals).
-    A few statements per user range, however many sites: a network in sync is cheap to check."""
+    A few statements per user range, however many sites; it still reads every membership row
+    once. ``each_range`` runs after each range (the timer renews its lease there)."""
     outcome = Outcome(dry_run=True)
     targets = _load_targets(conn, network, blog_ids, outcome)
     drifted: set[int] = set()
@@ -280,6 +282,7 @@ def sites_missing_members(conn: Any, network: Network, blog_ids: Iterable[int],
             if _collect(cur, network, targets, lo, hi, removals.removed_pairs(cur, network, lo, hi)):
                 cur.execute(f"SELECT DISTINCT blog_id FROM {PENDING}")
                 drifted |= {int(r[0]) for r in cur.fetchall()}
+            each_range()
     return sorted(drifted)
 
 

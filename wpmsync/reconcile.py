@@ -37,7 +37,11 @@ def reconcile(engine: Engine) -> dict[str, Any]:
         drifted: list[int] = []
         if switches["new_user"] or switches["new_site"]:
             live = [s.blog_id for s in network.live_sites()]
-            drifted = memberships.sites_missing_members(conn, network, live, engine.user_ranges(len(live)))
+            def renew() -> None:  # a long check keeps its lease; a dead holder's lease runs out
+                if not jobs.acquire_lease(conn, network, LEASE, holder, LEASE_SECONDS):
+                    raise RuntimeError("reconcile lease lost to another holder")
+            drifted = memberships.sites_missing_members(conn, network, live, engine.user_ranges(len(live)),
+                                                        renew)
             findings["sites_missing_members"] = drifted
         if switches["role_sync"]:
             findings["role_differences"] = memberships.role_differences(conn, network)
