@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Machine setup for wpmsync development/CI (Debian 12, run as root).
 #
-#  * apt packages: mariadb-server mariadb-client php-cli php-mysql wordpress
+#  * apt packages: mariadb-server mariadb-client php-cli php-mysql wordpress chromium
+#    fonts-dejavu-core
 #    (installed only when missing; `apt-get update` only then)
 #  * MariaDB answering on 127.0.0.1:3306 for root with an EMPTY password
 #    (started if needed; unix_socket-only root fixed through the socket)
 #  * Python deps: requirements.txt + requirements-dev.txt, in a virtualenv at .venv
 #  * Azurite (the Azure Storage emulator the queue tests start) from npm into .tools/
 #    (Debian's nodejs + npm installed first when node/npm are missing)
-#  * Debian's chromium (+ fonts-dejavu-core) for the browser test (tests/test_e2e.py)
 #
 # Idempotent and fast when everything is already in place.
 # Environment overrides: DB_HOST (127.0.0.1), DB_PORT (3306), PYTHON (python3),
@@ -31,7 +31,9 @@ fi
 # --------------------------------------------------------------------------
 # 1. Debian packages
 # --------------------------------------------------------------------------
-PACKAGES=(mariadb-server mariadb-client php-cli php-mysql wordpress)
+# chromium (+ a font) drives the browser test, tests/test_e2e.py (Playwright's own browser
+# download cannot be used here; Playwright itself comes from requirements-dev.txt).
+PACKAGES=(mariadb-server mariadb-client php-cli php-mysql wordpress chromium fonts-dejavu-core)
 if [ "${SKIP_APT:-0}" != "1" ]; then
     missing=()
     for p in "${PACKAGES[@]}"; do
@@ -232,27 +234,8 @@ if [ "${SKIP_NPM:-0}" != "1" ]; then
     fi
 fi
 
-# --------------------------------------------------------------------------
-# 6. Browser for the end-to-end test (tests/test_e2e.py): Debian's Chromium
-#    (Playwright's own browser download cannot be used here; the test launches
-#    /usr/bin/chromium). Playwright itself comes from requirements-dev.txt.
-# --------------------------------------------------------------------------
-if [ "${SKIP_APT:-0}" != "1" ]; then
-    browser_missing=()
-    for p in chromium fonts-dejavu-core; do
-        if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" != "install ok installed" ]; then
-            browser_missing+=("$p")
-        fi
-    done
-    if [ "${#browser_missing[@]}" -gt 0 ]; then
-        log "installing: ${browser_missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        $SUDO apt-get update -qq
-        $SUDO apt-get install -y -qq --no-install-recommends "${browser_missing[@]}" >/dev/null
-    else
-        log "chromium present"
-    fi
-    [ -x /usr/bin/chromium ] || die "/usr/bin/chromium missing after installing chromium"
+if [ "${SKIP_APT:-0}" != "1" ] && [ ! -x /usr/bin/chromium ]; then
+    die "/usr/bin/chromium missing after installing chromium"
 fi
 
 log "done"

@@ -19,7 +19,7 @@ from blueprints import actions, batches, common, hooks, reconcile
 from conftest import network1_users
 from test_differential import assert_same_rows
 from wpmsync import db, signing
-from wpmsync.queue import BatchQueue
+from wpfixture.local_host import LocalFunctions
 from wpmsync.secrets import reset_secrets
 
 SECRET = "test-hook-secret-0123456789"
@@ -68,18 +68,9 @@ def app(net, azurite, monkeypatch):
     reset_secrets()
 
 
-def drain(limit: int = 1000) -> int:
+def drain() -> int:
     """Deliver every queued message to the queue function, as the host would; returns the count."""
-    queue, delivered = common.queue(), 0
-    while delivered < limit:
-        got = queue.receive(max_messages=32, visibility_timeout=30)
-        if not got:
-            return delivered
-        for text, raw in got:
-            call(batches.run_batch, QueueMessage(id=raw.id, body=text.encode(), dequeue_count=1))
-            queue.delete(raw)
-            delivered += 1
-    raise AssertionError("queue did not drain")
+    return LocalFunctions(SECRET).drain()
 
 
 def deliver_one() -> dict:
