@@ -339,7 +339,11 @@ def start(engine: Any, kind: str, blog_ids: list[int], send: Any, *, force: bool
     """Create a job for these (validated) sites and queue its first message."""
     ranges = engine.user_ranges(len(blog_ids))
     job = create(engine.conn, engine.network, kind, blog_ids, ranges, force=force, trigger=trigger)
-    send([prepare_message(job.id)])
+    try:
+        send([prepare_message(job.id)])
+    except Exception as exc:  # a job nobody will run must not block the next one
+        fail(engine.conn, engine.network, job.id, None, f"could not queue the job: {type(exc).__name__}")
+        raise
     return job
 
 
