@@ -6,6 +6,7 @@
 | POST /api/sites/{blog_id}/sync     | one site pulls in every network user: 202 + job    |
 | POST /api/plan                     | dry run of sync / add_user / add_site / set_role   |
 | GET, PATCH /api/settings           | the three trigger switches                         |
+| GET, PATCH /api/options            | per-site opt-out and role, role filters, missing roles |
 | GET /api/jobs/{job_id}             | job status                                         |
 | GET /api/health                    | database reachable, settings valid (anonymous)     |
 """
@@ -99,6 +100,18 @@ def settings(req: func.HttpRequest) -> func.HttpResponse:
             return common.answer({"settings": engine.change_settings(**common.body_json(req))})
 
     return common.run(req, "settings", work)
+
+
+@bp.route(route="options", methods=["GET", "PATCH"])
+def network_options(req: func.HttpRequest) -> func.HttpResponse:
+    """Per-site opt-out and role, role filters, the missing-role policy (wpmsync/options.py)."""
+    def work(correlation: str) -> func.HttpResponse:
+        with common.engine() as engine:
+            if req.method == "GET":
+                return common.answer({"options": engine.network_options()})
+            return common.answer({"options": engine.change_network_options(common.body_json(req))})
+
+    return common.run(req, "options", work)
 
 
 @bp.route(route="jobs/{job_id}", methods=["GET"])

@@ -14,7 +14,7 @@ import pymysql
 
 from .config import Config
 from .engine import Engine
-from .errors import WpmsyncError
+from .errors import InputError, WpmsyncError
 from .memberships import Outcome
 
 
@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("settings", parents=[common], help="show or change the trigger switches")
     for flag in ("new-user", "new-site", "role-sync"):
         p.add_argument(f"--{flag}", choices=["on", "off"])
+    p = sub.add_parser("options", parents=[common], help="show or change the network options "
+                       "(per-site opt_out and role, excluded_roles / allowed_roles, missing_role)")
+    p.add_argument("--set", metavar="JSON", help='e.g. \'{"sites": {"5": {"opt_out": true}}, '
+                   '"missing_role": "copy"}\'')
     sub.add_parser("uninstall", parents=[common], help="remove our settings and tables (never users)")
     p = sub.add_parser("demo", parents=[common], help="build a demo network with real WordPress and sync it")
     p.add_argument("--users", type=int, default=12, help="users in the demo network")
@@ -92,6 +96,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for name, on in values.items():
                 say(f"{name.replace('_', '-'):<10} {'on' if on else 'off'}")
             return {"command": cmd, "settings": values}
+        if cmd == "options":
+            if args.set:
+                try:
+                    changes = json.loads(args.set)
+                except ValueError:
+                    raise InputError("--set must be a JSON object") from None
+                values = engine.change_network_options(changes)
+            else:
+                values = engine.network_options()
+            say(json.dumps(values, indent=2, sort_keys=True))
+            return {"command": cmd, "options": values}
         if cmd == "uninstall":
             result = engine.uninstall()
             say(f"removed {result['settings_deleted']} setting rows, {result['removal_records_deleted']} "

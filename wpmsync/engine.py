@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from . import jobs, memberships, removals, settings
+from . import jobs, memberships, options, removals, settings
 from .config import Config
 from .db import connect, transaction
 from .errors import InputError
@@ -27,6 +27,7 @@ class Engine:
         self.config = config
         self.conn = conn if conn is not None else connect(config)
         self.network = Network.load(self.conn, config)
+        self.network.options = options.read(self.conn, self.network)
 
     def close(self) -> None:
         self.conn.close()
@@ -124,6 +125,14 @@ class Engine:
     def change_settings(self, **changes: Any) -> dict[str, bool]:
         return settings.write(self.conn, self.network, changes)
 
+    def network_options(self) -> dict[str, Any]:
+        return self.network.options.to_dict()
+
+    def change_network_options(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Per-site opt-out and role, role filters, the missing-role policy (see options.py)."""
+        self.network.options = options.write(self.conn, self.network, changes)
+        return self.network.options.to_dict()
+
     # -- removals (recorded through hooks) -----------------------------------------------
     def record_removal(self, user_id: Any, blog_id: Any) -> list[int]:
         user = self.network.require_user(self.conn, user_id)
@@ -147,7 +156,7 @@ class Engine:
             )
             own = sorted(r[0] for r in cur.fetchall())
         with transaction(self.conn) as cur:
-            switches = settings.delete_all(cur, self.network)
+            switches = settings.delete_all(cur, self.network) + options.delete(cur, self.network)
             records = cur.execute(f"DELETE FROM {tables.usermeta} WHERE meta_key = %s",
                                   (REMOVED_META_KEY,))
         with self.conn.cursor() as cur:

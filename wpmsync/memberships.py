@@ -105,19 +105,32 @@ class Outcome:
 
 def resolve_targets(network: Network, site_roles: dict[int, SiteRoles],
                     outcome: Outcome) -> list[Target]:
-    """The role each site gives: its ``default_role`` (subscriber when unset or not a role there).
-    A site with neither role cannot take a membership we could vouch for: skipped, reported."""
+    """The role each site gives: the role the network options set for it, else its
+    ``default_role`` (subscriber when unset or not a role there). A site that opted out, or whose
+    role does not exist or may not be synced, is skipped and reported."""
     tables = network.tables
+    options = network.options
     targets = []
     for blog_id, roles in sorted(site_roles.items()):
         site = network.sites.get(blog_id)
         if site is None or not site.live:
             outcome.skip("site is not a live site of this network", blog_id=blog_id)
             continue
-        role = roles.default_role()
+        if options is not None and options.opted_out(blog_id):
+            outcome.skip("site opted out of syncing", blog_id=blog_id)
+            continue
+        role = options.site_role(blog_id) if options is not None else ""
+        if role and not roles.exists(role):
+            outcome.skip(f"the role set for this site, {role!r}, does not exist on it", blog_id=blog_id)
+            continue
+        role = role or roles.default_role()
         if role is None:
             outcome.skip(f"neither default_role {roles.default_role_option!r} nor subscriber "
                          "exists on this site", blog_id=blog_id)
+            continue
+        refused = options.role_refused(role) if options is not None else None
+        if refused:
+            outcome.skip(refused, blog_id=blog_id)
             continue
         caps = {role: True}
         targets.append(Target(blog_id, role, tables.cap_key(blog_id), caps_value(caps),

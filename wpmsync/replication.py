@@ -8,13 +8,15 @@ cannot make someone administrator of the whole network.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from . import phpserial
 from .db import named_locks, transaction, user_locks
 from .errors import InputError
 from .memberships import Outcome
-from .roles import caps_value, load_site_roles
+from .options import Options
+from .roles import SiteRoles, caps_value, load_site_roles
 from .schema import Network, parse_role
 
 
@@ -51,17 +53,32 @@ def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_bl
                      "may replicate it", user_id=user.user_id, blog_id=source.blog_id)
         return outcome
 
+    options = network.options or Options()
+    if options.opted_out(source.blog_id):
+        outcome.skip("this site opted out of syncing: its role changes are not sent",
+                     user_id=user.user_id, blog_id=source.blog_id)
+        return outcome
+    refused = options.role_refused(role)
+    if refused:
+        outcome.skip(refused, user_id=user.user_id, blog_id=source.blog_id)
+        return outcome
+
     targets = sorted(b for b in caps_rows if b != source.blog_id and b in live)
+    plan = partial(_plan, network, site_roles, source.blog_id, role=role, privileged=privileged,
+                   outcome=outcome)
     if dry_run:
-        for blog_id in _plan(network, site_roles, caps_rows, targets, role, privileged, outcome):
+        for blog_id in plan(caps_rows, targets):
             _count(outcome, blog_id, user.user_id)
         return outcome
 
     with named_locks(conn, network.config, user_locks(user.user_id, user.user_id)), transaction(conn) as cur:
         caps_rows = _caps_of(cur, network, user.user_id, set(targets))  # re-read under the locks
-        plans = _plan(network, site_roles, caps_rows, sorted(caps_rows), role, privileged, outcome)
+        plans = plan(caps_rows, sorted(caps_rows))
         um = tables.usermeta
-        for blog_id, (new_caps, level) in plans.items():
+        for blog_id, (new_caps, level, roles_value) in plans.items():
+            if roles_value is not None:  # add_role(): the definition copied from the source site
+                cur.execute(f"UPDATE {tables.options(blog_id)} SET option_value = %s WHERE option_name = %s",
+                            (roles_value, tables.roles_option(blog_id)))
             # update_user_meta: every row of the key is updated; a missing user_level is added.
             cur.execute(f"UPDATE {um} SET meta_value = %s WHERE user_id = %s AND meta_key = %s",
                         (caps_value(new_caps), user.user_id, tables.cap_key(blog_id)))
@@ -84,14 +101,26 @@ def _count(outcome: Outcome, blog_id: int, user_id: int) -> None:
     outcome.roles_set += 1
 
 
-def _plan(network: Network, site_roles: dict, caps_rows: dict[int, dict], targets: list[int],
-          role: str, privileged: bool, outcome: Outcome) -> dict[int, tuple[dict, int]]:
-    """New caps array and user_level per target site; reasons for the sites left alone."""
-    plans: dict[int, tuple[dict, int]] = {}
+def _plan(network: Network, site_roles: dict[int, SiteRoles], source: int, caps_rows: dict[int, dict],
+          targets: list[int], *, role: str, privileged: bool,
+          outcome: Outcome) -> dict[int, tuple[dict, int, str | None]]:
+    """New caps array, user_level and (when the role is copied there) roles option per target
+    site; reasons for the sites left alone."""
+    plans: dict[int, tuple[dict, int, str | None]] = {}
     ceiling = network.config.role_ceiling_level
+    options = network.options or Options()
     for blog_id in targets:
-        roles = site_roles.get(blog_id)
-        if roles is None or not roles.exists(role):
+        roles = site_roles[blog_id]
+        roles_value = None
+        if options.opted_out(blog_id):
+            outcome.skip("site opted out of syncing", blog_id=blog_id)
+            continue
+        if not roles.exists(role) and options.missing_role == "copy":
+            definition = site_roles[source].roles[role]
+            roles = SiteRoles(blog_id, {**roles.roles, role: definition}, roles.default_role_option)
+            roles_value = phpserial.dumps(roles.roles)
+            outcome.site(blog_id)["role_copied_from"] = source
+        if not roles.exists(role):
             outcome.skip(f"role {role!r} does not exist on this site", blog_id=blog_id)
             continue
         if roles.level(role) >= ceiling and not privileged:
@@ -102,7 +131,7 @@ def _plan(network: Network, site_roles: dict, caps_rows: dict[int, dict], target
         if new_caps is None:  # set_role writes nothing then
             outcome.skip(f"role {role!r} is already the user's only role here", blog_id=blog_id)
             continue
-        plans[blog_id] = (new_caps, roles.user_level(new_caps))
+        plans[blog_id] = (new_caps, roles.user_level(new_caps), roles_value)
     return plans
 
 

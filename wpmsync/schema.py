@@ -121,6 +121,7 @@ class Network:
     super_admins: list[str] = field(default_factory=list)
     foreign_admins: list[str] = field(default_factory=list)
     meta_key_collation: str = "utf8mb4_unicode_ci"
+    options: Any = None  # wpmsync.options.Options, read by the Engine
 
     @classmethod
     def load(cls, conn: Any, config: Config) -> "Network":
