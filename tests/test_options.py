@@ -119,3 +119,47 @@ def test_options_over_http_and_cli(net, monkeypatch):
     refused = subprocess.run([sys.executable, "-m", "wpmsync", "options", "--set", "{oops", "--db", net.db],
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "JSON" in refused.stderr
+
+
+def _subsites(n) -> list[int]:
+    return [n.ids[f"site_{s}"] for s in ("plain", "authors", "editors", "club", "ghostly")]
+
+
+def test_scope_main_to_subsites_matches_wordpress_loop_over_main_site_members(twins):
+    a, b = twins
+    for side in (a, b):  # users 2-4 are members of the main site; the others are not
+        for i in (2, 3, 4):
+            side.wp.add_user_to_blog(1, side.ids[f"user{i}"], "subscriber")
+    main_members = [a.ids[f"user{i}"] for i in (2, 3, 4)]
+    a.wp.sync_like_plugin(blog_ids=_subsites(a), network_id=1, user_ids=main_members)
+    with b.engine() as engine:
+        engine.change_network_options({"scope": "main_to_subsites"})
+        outcome = engine.sync_sites(None)
+        assert any("main site receives no synced users" in s["reason"] for s in outcome.skipped)
+        # a user created on a subsite stays there; a member of the main site goes everywhere
+        new = b.wp.create_user("subsite-made")
+        b.wp.add_user_to_blog(b.ids["site_club"], new, "member")
+        assert engine.add_user_to_all_sites(new).added == 0
+        b.wp.set_role(b.ids["site_club"], b.ids["user2"], "author")
+        refused = engine.replicate_role(b.ids["user2"], "author", b.ids["site_club"])
+        assert refused.roles_set == 0 and "only the main site" in refused.skipped[0]["reason"]
+    a.wp.set_role(a.ids["site_club"], a.ids["user2"], "author")  # the same hand edit, not sent on
+    rows = lambda n: [r for r in n.membership_rows() if r[0] in main_members + [n.ids["user5"]]]
+    assert rows(b) == rows(a)
+
+
+def test_scope_subsites_to_main_matches_wordpress_loop_over_subsite_members(twins):
+    a, b = twins
+    subsite_members = [a.ids["user1"], a.ids["user_ed"]]  # members of authors / editors
+    a.wp.sync_like_plugin(blog_ids=[1], network_id=1, user_ids=subsite_members)
+    with b.engine() as engine:
+        engine.change_network_options({"scope": "subsites_to_main"})
+        outcome = engine.sync_sites(None)
+        assert set(outcome.sites) == {1} and outcome.added == 2
+        b.wp.set_role(b.ids["site_authors"], b.ids["user1"], "author")
+        sent = engine.replicate_role(b.ids["user1"], "author", b.ids["site_authors"])
+    assert set(sent.sites) == {1}
+    rows = lambda n: [r for r in n.membership_rows() if r[0] in subsite_members and r[1] in (
+        "wp_capabilities", "wp_user_level", "primary_blog", "source_domain")]
+    a.wp.set_role(1, a.ids["user1"], "author")
+    assert rows(b) == rows(a)

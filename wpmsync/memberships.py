@@ -31,7 +31,8 @@ SAMPLE = 5
 MAX_SPAN_BUCKETS = 128  # a batch's id range covers at most this many lock buckets
 # TEMPORARY tables: per connection, gone when it closes.
 KEYS, HAVE, PENDING, PRIMARY = "wpmsync_keys", "wpmsync_have", "wpmsync_pending", "wpmsync_primary"
-CAPS, LEVEL, PRIMARY_BLOG, SOURCE_DOMAIN = 1, 2, 3, 4  # kinds of rows in KEYS
+SOURCES = "wpmsync_sources"
+CAPS, LEVEL, PRIMARY_BLOG, SOURCE_DOMAIN, SOURCE_SITE = 1, 2, 3, 4, 5  # kinds of rows in KEYS
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,10 @@ def resolve_targets(network: Network, site_roles: dict[int, SiteRoles],
         if options is not None and options.opted_out(blog_id):
             outcome.skip("site opted out of syncing", blog_id=blog_id)
             continue
+        scope_refused = _scope_refuses_target(network, blog_id)
+        if scope_refused:
+            outcome.skip(scope_refused, blog_id=blog_id)
+            continue
         role = options.site_role(blog_id) if options is not None else ""
         if role and not roles.exists(role):
             outcome.skip(f"the role set for this site, {role!r}, does not exist on it", blog_id=blog_id)
@@ -136,6 +141,28 @@ def resolve_targets(network: Network, site_roles: dict[int, SiteRoles],
         targets.append(Target(blog_id, role, tables.cap_key(blog_id), caps_value(caps),
                               tables.level_key(blog_id), str(roles.user_level(caps))))
     return targets
+
+
+def _scope_refuses_target(network: Network, blog_id: int) -> str | None:
+    scope = network.options.scope if network.options is not None else "all"
+    is_main = blog_id == network.main_site_id
+    if scope == "main_to_subsites" and is_main:
+        return "scope main_to_subsites: the main site receives no synced users"
+    if scope == "subsites_to_main" and not is_main:
+        return "scope subsites_to_main: only the main site receives synced users"
+    return None
+
+
+def source_sites(network: Network) -> list[int] | None:
+    """Whose members are synced: None for everyone (scope ``all``), else the main site or the
+    live subsites that did not opt out."""
+    scope = network.options.scope if network.options is not None else "all"
+    if scope == "main_to_subsites":
+        return [network.main_site_id]
+    if scope == "subsites_to_main":
+        return [s.blog_id for s in network.live_sites() if s.blog_id != network.main_site_id
+                and not network.options.opted_out(s.blog_id)]
+    return None
 
 
 def users_per_batch(batch_size: int, sites: int) -> int:
@@ -183,7 +210,8 @@ def _ensure_temporary(cur: Any, network: Network) -> None:
     cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {HAVE} (user_id BIGINT UNSIGNED NOT NULL, "
                 "blog_id BIGINT NOT NULL, has_caps TINYINT NOT NULL, has_level TINYINT NOT NULL, "
                 "has_primary TINYINT NOT NULL, primary_rows TINYINT NOT NULL, source_rows TINYINT NOT NULL, "
-                "PRIMARY KEY (user_id, blog_id))")
+                "in_source TINYINT NOT NULL, PRIMARY KEY (user_id, blog_id))")
+    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {SOURCES} (user_id BIGINT UNSIGNED NOT NULL PRIMARY KEY)")
     cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {PENDING} (user_id BIGINT UNSIGNED NOT NULL, "
                 "blog_id BIGINT NOT NULL, has_level TINYINT NOT NULL, PRIMARY KEY (blog_id, user_id), "
                 "KEY user_id (user_id))")
@@ -191,11 +219,13 @@ def _ensure_temporary(cur: Any, network: Network) -> None:
                 "blog_id BIGINT NOT NULL, primary_rows TINYINT NOT NULL, source_rows TINYINT NOT NULL)")
 
 
-def _load_keys(cur: Any, targets: list[Target]) -> None:
-    """The meta keys the batch reads and writes, with the value each site gives."""
+def _load_keys(cur: Any, network: Network, targets: list[Target], sources: list[int] | None) -> None:
+    """The meta keys the batch reads and writes, with the value each site gives; and, with a
+    directional scope, the caps keys of the source sites (disjoint from the targets')."""
     rows: list[Any] = [("primary_blog", 0, PRIMARY_BLOG, ""), ("source_domain", 0, SOURCE_DOMAIN, "")]
     for t in targets:
         rows += [(t.cap_key, t.blog_id, CAPS, t.cap_value), (t.level_key, t.blog_id, LEVEL, t.level_value)]
+    rows += [(network.tables.cap_key(b), 0, SOURCE_SITE, "") for b in sources or ()]
     cur.execute(f"DELETE FROM {KEYS}")
     cur.execute(f"INSERT INTO {KEYS} (meta_key, blog_id, kind, value) VALUES "
                 + ", ".join(["(%s, %s, %s, %s)"] * len(rows)), [x for row in rows for x in row])
@@ -208,19 +238,25 @@ def _collect(cur: Any, network: Network, targets: list[Target], first_user: int,
     ``is_user_member_of_blog`` counts it), not recorded as removed from it. Two statements
     over the users' own rows, whatever the number of sites."""
     um = network.tables.usermeta
+    sources = source_sites(network)
     _ensure_temporary(cur, network)
-    _load_keys(cur, targets)
+    _load_keys(cur, network, targets, sources)
     cur.execute(f"DELETE FROM {HAVE}")
     cur.execute(
         f"INSERT INTO {HAVE} SELECT m.user_id, k.blog_id, MAX(k.kind = {CAPS}), MAX(k.kind = {LEVEL}), "
         f"MAX(k.kind = {PRIMARY_BLOG} AND m.meta_value NOT IN ('', '0')), MAX(k.kind = {PRIMARY_BLOG}), "
-        f"MAX(k.kind = {SOURCE_DOMAIN}) FROM {um} m JOIN {KEYS} k ON k.meta_key = m.meta_key "
-        "WHERE m.user_id BETWEEN %s AND %s GROUP BY m.user_id, k.blog_id",
+        f"MAX(k.kind = {SOURCE_DOMAIN}), MAX(k.kind = {SOURCE_SITE}) FROM {um} m "
+        f"JOIN {KEYS} k ON k.meta_key = m.meta_key WHERE m.user_id BETWEEN %s AND %s GROUP BY m.user_id, k.blog_id",
         (first_user, last_user),
     )
+    source_join = ""
+    if sources is not None:  # a directional scope: only members of the source sites are synced
+        cur.execute(f"DELETE FROM {SOURCES}")
+        cur.execute(f"INSERT INTO {SOURCES} SELECT user_id FROM {HAVE} WHERE blog_id = 0 AND in_source = 1")
+        source_join = f"JOIN {SOURCES} src ON src.user_id = u.ID "
     usql, uparams = network.user_filter_sql("u")
     sql = (f"INSERT INTO {PENDING} (user_id, blog_id, has_level) SELECT u.ID, k.blog_id, COALESCE(h.has_level, 0) "
-           f"FROM {network.tables.users} u JOIN {KEYS} k ON k.kind = {CAPS} "
+           f"FROM {network.tables.users} u {source_join}JOIN {KEYS} k ON k.kind = {CAPS} "
            f"LEFT JOIN {HAVE} h ON h.user_id = u.ID AND h.blog_id = k.blog_id "
            f"WHERE u.ID BETWEEN %s AND %s AND COALESCE(h.has_caps, 0) = 0 AND {usql}")
     params: list[Any] = [first_user, last_user, *uparams]

@@ -9,7 +9,11 @@ mu-plugin can read it with ``get_site_option``):
 - ``excluded_roles`` (never synced or replicated) or ``allowed_roles`` (only these are);
 - ``missing_role``: when a replicated role does not exist on a target site, ``skip`` and report
   it (default) or ``copy`` its definition from the source site, exactly as ``add_role()``
-  stores it.
+  stores it;
+- ``scope``: where synced users land: ``all`` sites (default), ``main_to_subsites`` (members of
+  the main site join the subsites; role changes flow from the main site to them) or
+  ``subsites_to_main`` (members of any subsite join the main site; role changes flow from a
+  subsite to the main site).
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from .schema import Network, parse_id, parse_role
 
 META_KEY = "wpmsync_options"
 MISSING_ROLE = ("skip", "copy")
+SCOPES = ("all", "main_to_subsites", "subsites_to_main")
 
 
 @dataclass
@@ -31,6 +36,7 @@ class Options:
     excluded_roles: list[str] = field(default_factory=list)
     allowed_roles: list[str] = field(default_factory=list)
     missing_role: str = "skip"
+    scope: str = "all"
 
     def opted_out(self, blog_id: int) -> bool:
         return bool(self.sites.get(blog_id, {}).get("opt_out"))
@@ -49,14 +55,14 @@ class Options:
     def to_dict(self) -> dict[str, Any]:
         return {"sites": {str(b): dict(v) for b, v in sorted(self.sites.items())},
                 "excluded_roles": list(self.excluded_roles), "allowed_roles": list(self.allowed_roles),
-                "missing_role": self.missing_role}
+                "missing_role": self.missing_role, "scope": self.scope}
 
 
 def _validate(network: Network, data: dict[str, Any]) -> Options:
     """Turn a JSON-ish dict (HTTP, CLI, or the stored row) into checked Options."""
     if not isinstance(data, dict):
         raise InputError("options must be an object")
-    unknown = sorted(set(data) - {"sites", "excluded_roles", "allowed_roles", "missing_role"})
+    unknown = sorted(set(data) - {"sites", "excluded_roles", "allowed_roles", "missing_role", "scope"})
     if unknown:
         raise InputError(f"unknown option(s): {', '.join(unknown)}")
     sites: dict[int, dict[str, Any]] = {}
@@ -85,7 +91,10 @@ def _validate(network: Network, data: dict[str, Any]) -> Options:
     missing = data.get("missing_role") or "skip"
     if missing not in MISSING_ROLE:
         raise InputError(f"options.missing_role must be one of {', '.join(MISSING_ROLE)}")
-    return Options(sites, lists["excluded_roles"], lists["allowed_roles"], missing)
+    scope = data.get("scope") or "all"
+    if scope not in SCOPES:
+        raise InputError(f"options.scope must be one of {', '.join(SCOPES)}")
+    return Options(sites, lists["excluded_roles"], lists["allowed_roles"], missing, scope)
 
 
 def read(conn: Any, network: Network) -> Options:

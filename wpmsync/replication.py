@@ -58,7 +58,7 @@ def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_bl
         outcome.skip("this site opted out of syncing: its role changes are not sent",
                      user_id=user.user_id, blog_id=source.blog_id)
         return outcome
-    refused = options.role_refused(role)
+    refused = options.role_refused(role) or _scope_refuses_source(network, source.blog_id)
     if refused:
         outcome.skip(refused, user_id=user.user_id, blog_id=source.blog_id)
         return outcome
@@ -95,6 +95,15 @@ def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_bl
     return outcome
 
 
+def _scope_refuses_source(network: Network, blog_id: int) -> str | None:
+    scope = (network.options or Options()).scope
+    if scope == "main_to_subsites" and blog_id != network.main_site_id:
+        return "scope main_to_subsites: only the main site's role changes are sent"
+    if scope == "subsites_to_main" and blog_id == network.main_site_id:
+        return "scope subsites_to_main: the main site's role changes are not sent"
+    return None
+
+
 def _count(outcome: Outcome, blog_id: int, user_id: int) -> None:
     outcome.site(blog_id)["roles_set"] += 1
     outcome.site(blog_id)["user_ids"] = [user_id]
@@ -114,6 +123,10 @@ def _plan(network: Network, site_roles: dict[int, SiteRoles], source: int, caps_
         roles_value = None
         if options.opted_out(blog_id):
             outcome.skip("site opted out of syncing", blog_id=blog_id)
+            continue
+        if (options.scope == "main_to_subsites" and blog_id == network.main_site_id) or (
+                options.scope == "subsites_to_main" and blog_id != network.main_site_id):
+            outcome.skip(f"scope {options.scope}: not a site role changes flow to", blog_id=blog_id)
             continue
         if not roles.exists(role) and options.missing_role == "copy":
             definition = site_roles[source].roles[role]

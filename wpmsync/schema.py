@@ -122,6 +122,7 @@ class Network:
     foreign_admins: list[str] = field(default_factory=list)
     meta_key_collation: str = "utf8mb4_unicode_ci"
     options: Any = None  # wpmsync.options.Options, read by the Engine
+    main_site_id: int = 1
 
     @classmethod
     def load(cls, conn: Any, config: Config) -> "Network":
@@ -154,11 +155,17 @@ class Network:
                 "SELECT collation_name FROM information_schema.columns WHERE table_schema = DATABASE() "
                 "AND table_name = %s AND column_name = 'meta_key'", (f"{config.table_prefix}usermeta",))
             collation = (cur.fetchone() or ["utf8mb4_unicode_ci"])[0] or "utf8mb4_unicode_ci"
+            # get_main_site_id(): the site at the network's own domain and path.
+            cur.execute(f"SELECT b.blog_id FROM {tables.blogs} b JOIN {tables.site} s ON s.id = b.site_id "
+                        "AND s.domain = b.domain AND s.path = b.path WHERE s.id = %s ORDER BY b.blog_id LIMIT 1",
+                        (config.network_id,))
+            main = cur.fetchone()
         if not re.fullmatch(r"[A-Za-z0-9_]+", collation):
             raise ConfigError(f"unexpected collation {collation!r} of {tables.usermeta}.meta_key")
         ours = admins.pop(config.network_id, [])
         foreign = sorted({login for logins in admins.values() for login in logins} - set(ours))
-        return cls(config, tables, sites, others, ours, foreign, collation)
+        return cls(config, tables, sites, others, ours, foreign, collation,
+                   main_site_id=int(main[0]) if main else min(sites, default=1))
 
     def live_sites(self) -> list[Site]:
         return [s for s in self.sites.values() if s.live]
