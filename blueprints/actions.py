@@ -7,6 +7,7 @@
 | POST /api/plan                     | dry run of sync / add_user / add_site / set_role   |
 | GET, PATCH /api/settings           | the three trigger switches                         |
 | GET, PATCH /api/options            | per-site opt-out and role, role filters, missing roles |
+| POST /api/unsync                   | take selected users off selected sites              |
 | GET /api/jobs/{job_id}             | job status                                         |
 | GET /api/health                    | database reachable, settings valid (anonymous)     |
 """
@@ -112,6 +113,21 @@ def network_options(req: func.HttpRequest) -> func.HttpResponse:
             return common.answer({"options": engine.change_network_options(common.body_json(req))})
 
     return common.run(req, "options", work)
+
+
+@bp.route(route="unsync", methods=["POST"])
+def unsync(req: func.HttpRequest) -> func.HttpResponse:
+    """Take selected users off selected sites, as remove_user_from_blog() does (remembered)."""
+    def work(correlation: str) -> func.HttpResponse:
+        data = common.body_json(req)
+        with common.engine() as engine:
+            outcome = engine.remove_users(data.get("user_ids") or [], data.get("blog_ids") or [],
+                                          dry_run=parse_switch("dry_run", data.get("dry_run", False)))
+            if not outcome.dry_run:
+                common.notify_wordpress(outcome)
+        return common.answer(outcome.to_dict())
+
+    return common.run(req, "unsync", work)
 
 
 @bp.route(route="jobs/{job_id}", methods=["GET"])

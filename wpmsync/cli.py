@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "(per-site opt_out and role, excluded_roles / allowed_roles, missing_role)")
     p.add_argument("--set", metavar="JSON", help='e.g. \'{"sites": {"5": {"opt_out": true}}, '
                    '"missing_role": "copy"}\'')
+    p = sub.add_parser("unsync", parents=[common, writes],
+                       help="take users off sites, as remove_user_from_blog() does (remembered)")
+    p.add_argument("--users", nargs="+", required=True, metavar="USER_ID")
+    p.add_argument("--sites", nargs="+", required=True, metavar="BLOG_ID")
     sub.add_parser("uninstall", parents=[common], help="remove our settings and tables (never users)")
     p = sub.add_parser("demo", parents=[common], help="build a demo network with real WordPress and sync it")
     p.add_argument("--users", type=int, default=12, help="users in the demo network")
@@ -125,6 +129,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         elif cmd == "add-site":
             outcome = engine.add_all_users_to_site(args.blog_id, force=args.force, dry_run=args.dry_run,
                                                    progress=progress)
+        elif cmd == "unsync":
+            outcome = engine.remove_users(args.users, args.sites, dry_run=args.dry_run)
         else:  # set-role
             outcome = engine.replicate_role(args.user_id, args.role, args.from_site, args.actor,
                                             dry_run=args.dry_run)
@@ -144,8 +150,11 @@ def summary(outcome: Outcome) -> str:
     lines = [f"{verb} {outcome.added} memberships on {sum(1 for s in outcome.sites.values() if s['added'])} "
              f"sites; {'would set' if outcome.dry_run else 'set'} {outcome.roles_set} roles; "
              f"{len(outcome.skipped)} skipped"]
+    removed = sum(e.get("removed", 0) for e in outcome.sites.values())
+    if removed:
+        lines.append(f"{'would remove' if outcome.dry_run else 'removed'} {removed} memberships")
     for blog_id, entry in sorted(outcome.sites.items()):
-        if entry["added"] or entry["roles_set"]:
+        if entry["added"] or entry["roles_set"] or entry.get("removed"):
             ids = ", ".join(map(str, entry["user_ids"]))
             lines.append(f"  site {blog_id:>5}: +{entry['added']} members, {entry['roles_set']} roles"
                          f"  (users {ids}{', ...' if entry['added'] > len(entry['user_ids']) else ''})")

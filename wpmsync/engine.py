@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from . import jobs, memberships, options, removals, settings
+from . import jobs, memberships, options, removals, settings, unsync
 from .config import Config
 from .db import connect, transaction
 from .errors import InputError
@@ -132,6 +132,12 @@ class Engine:
         """Per-site opt-out and role, role filters, the missing-role policy (see options.py)."""
         self.network.options = options.write(self.conn, self.network, changes)
         return self.network.options.to_dict()
+
+    # -- unsync ---------------------------------------------------------------------------
+    def remove_users(self, user_ids: Iterable[Any], blog_ids: Iterable[Any], *,
+                     dry_run: bool = False) -> Outcome:
+        """Take these users off these sites, as ``remove_user_from_blog()`` would, and remember it."""
+        return unsync.remove_users(self.conn, self.network, user_ids, blog_ids, dry_run=dry_run)
 
     # -- removals (recorded through hooks) -----------------------------------------------
     def record_removal(self, user_id: Any, blog_id: Any) -> list[int]:

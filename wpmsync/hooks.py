@@ -6,7 +6,9 @@
 | site_created   | blog_id                               | new_site   | every user joins (inline when |
 |                |                                       |            | small, else a queued job)     |
 | role_changed   | user_id, blog_id, role, actor_id      | role_sync  | replicate the role (inline)   |
-| user_removed   | user_id, blog_id                      | (always)   | remember the removal          |
+| user_removed   | user_id, blog_id                      | (always)   | remember the removal; with    |
+|                |                                       |            | the unsync option, remove the |
+|                |                                       |            | user from the sites in scope  |
 | user_added     | user_id, blog_id                      | (always)   | forget a removal              |
 
 A hook whose switch is off is acknowledged and does nothing.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from . import jobs
+from . import jobs, unsync
 from .engine import Engine
 from .errors import InputError
 from .memberships import Outcome
@@ -56,8 +58,15 @@ def handle(engine: Engine, event: str, data: Any, send: Callable[[list[dict]], A
         outcome = engine.replicate_role(_field(data, "user_id"), _field(data, "role", required=False),
                                         _field(data, "blog_id"), _field(data, "actor_id", required=False))
     elif event == "user_removed":
-        return {"status": "done", "removed_from": engine.record_removal(_field(data, "user_id"),
-                                                                          _field(data, "blog_id"))}
+        user_id, blog_id = _field(data, "user_id"), _field(data, "blog_id")
+        removed_from = engine.record_removal(user_id, blog_id)
+        if not engine.network.options.unsync:
+            return {"status": "done", "removed_from": removed_from}
+        others = unsync.sites_in_scope_of(engine.network, engine.network.require_site(blog_id).blog_id)
+        outcome = engine.remove_users([user_id], others) if others else Outcome()
+        notify(outcome)
+        return {"status": "done", "removed_from": sorted(set(removed_from) | outcome.touched_sites),
+                **outcome.to_dict()}
     else:
         return {"status": "done", "removed_from": engine.forget_removal(_field(data, "user_id"),
                                                                           _field(data, "blog_id"))}

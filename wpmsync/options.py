@@ -10,6 +10,8 @@ mu-plugin can read it with ``get_site_option``):
 - ``missing_role``: when a replicated role does not exist on a target site, ``skip`` and report
   it (default) or ``copy`` its definition from the source site, exactly as ``add_role()``
   stores it;
+- ``unsync``: when on, a user removed from one site is removed from the other sites in scope
+  (off by default);
 - ``scope``: where synced users land: ``all`` sites (default), ``main_to_subsites`` (members of
   the main site join the subsites; role changes flow from the main site to them) or
   ``subsites_to_main`` (members of any subsite join the main site; role changes flow from a
@@ -37,6 +39,7 @@ class Options:
     allowed_roles: list[str] = field(default_factory=list)
     missing_role: str = "skip"
     scope: str = "all"
+    unsync: bool = False
 
     def opted_out(self, blog_id: int) -> bool:
         return bool(self.sites.get(blog_id, {}).get("opt_out"))
@@ -55,14 +58,14 @@ class Options:
     def to_dict(self) -> dict[str, Any]:
         return {"sites": {str(b): dict(v) for b, v in sorted(self.sites.items())},
                 "excluded_roles": list(self.excluded_roles), "allowed_roles": list(self.allowed_roles),
-                "missing_role": self.missing_role, "scope": self.scope}
+                "missing_role": self.missing_role, "scope": self.scope, "unsync": self.unsync}
 
 
 def _validate(network: Network, data: dict[str, Any]) -> Options:
     """Turn a JSON-ish dict (HTTP, CLI, or the stored row) into checked Options."""
     if not isinstance(data, dict):
         raise InputError("options must be an object")
-    unknown = sorted(set(data) - {"sites", "excluded_roles", "allowed_roles", "missing_role", "scope"})
+    unknown = sorted(set(data) - {"sites", "excluded_roles", "allowed_roles", "missing_role", "scope", "unsync"})
     if unknown:
         raise InputError(f"unknown option(s): {', '.join(unknown)}")
     sites: dict[int, dict[str, Any]] = {}
@@ -94,7 +97,10 @@ def _validate(network: Network, data: dict[str, Any]) -> Options:
     scope = data.get("scope") or "all"
     if scope not in SCOPES:
         raise InputError(f"options.scope must be one of {', '.join(SCOPES)}")
-    return Options(sites, lists["excluded_roles"], lists["allowed_roles"], missing, scope)
+    unsync = data.get("unsync", False)
+    if not isinstance(unsync, bool) and unsync not in (0, 1):
+        raise InputError("options.unsync must be true or false")
+    return Options(sites, lists["excluded_roles"], lists["allowed_roles"], missing, scope, bool(unsync))
 
 
 def read(conn: Any, network: Network) -> Options:

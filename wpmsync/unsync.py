@@ -1,0 +1,106 @@
+"""Unsync: take users off sites, leaving exactly what WordPress's ``remove_user_from_blog()``
+leaves.
+
+Per (user, site), core deletes the ``{prefix}{N}_capabilities`` and ``_user_level`` rows
+(``WP_User::remove_all_caps``); when the site was the user's ``primary_blog`` it moves
+``primary_blog`` / ``source_domain`` to the first other live site of ``get_blogs_of_user()``
+(lowest blog id, any network); when no live site is left both become empty. Posts are never
+touched and no user is deleted. Super admins are never removed from the main site. Each
+removal is remembered (the PHP plugin's record), so no automatic sync adds the user back.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from . import removals
+from .db import named_locks, transaction, user_locks
+from .errors import InputError
+from .memberships import Outcome
+from .schema import Network
+
+
+def remove_users(conn: Any, network: Network, user_ids: Iterable[Any], blog_ids: Iterable[Any], *,
+                 dry_run: bool = False) -> Outcome:
+    """Remove each user from each site where it is a member (validated first, all or nothing)."""
+    users = sorted({network.require_user(conn, u).user_id for u in user_ids} if user_ids else set())
+    sites = sorted({network.require_site(b).blog_id for b in blog_ids} if blog_ids else set())
+    if not users or not sites:
+        raise InputError("give at least one user and one site to remove")
+    logins = {network.require_user(conn, u).user_id: network.require_user(conn, u) for u in users}
+    outcome = Outcome(dry_run=dry_run)
+    tables = network.tables
+    all_sites = {**network.sites, **network.other_sites}
+    live_anywhere = sorted(b for b, s in all_sites.items() if s.live)
+    for user_id in users:
+        with named_locks(conn, network.config, user_locks(user_id, user_id)), transaction(conn) as cur:
+            member_of = _member_of(cur, network, user_id, sorted(all_sites))
+            doomed = []
+            for blog_id in sites:
+                if blog_id not in member_of:
+                    continue
+                if logins[user_id].super_admin and blog_id == network.main_site_id:
+                    outcome.skip("a super admin is never removed from the main site", user_id=user_id,
+                                 blog_id=blog_id)
+                    continue
+                doomed.append(blog_id)
+            if not doomed:
+                continue
+            for blog_id in doomed:
+                entry = outcome.site(blog_id)
+                entry["removed"] = entry.get("removed", 0) + 1
+                entry["user_ids"] = sorted(set(entry["user_ids"]) | {user_id})[:5]
+            outcome.touched_users.add(user_id)
+            outcome.touched_sites |= set(doomed)
+            if dry_run:
+                continue
+            keys = [k for b in doomed for k in (tables.cap_key(b), tables.level_key(b))]
+            cur.execute(f"DELETE FROM {tables.usermeta} WHERE user_id = %s AND meta_key IN "
+                        f"({', '.join(['%s'] * len(keys))})", (user_id, *keys))
+            _move_primary_blog(cur, network, user_id, doomed,
+                               [b for b in live_anywhere if b in member_of and b not in doomed])
+        if not dry_run:
+            removals.change(conn, network, user_id, add=set(doomed))
+    return outcome
+
+
+def sites_in_scope_of(network: Network, blog_id: int) -> list[int]:
+    """Where a removal from ``blog_id`` is carried when ``unsync`` is on: the other live sites
+    that would receive its users under the scope, minus those that opted out."""
+    options = network.options
+    main = network.main_site_id
+    if options.scope == "main_to_subsites":
+        candidates = [s.blog_id for s in network.live_sites() if s.blog_id != main] if blog_id == main else []
+    elif options.scope == "subsites_to_main":
+        candidates = [main] if blog_id != main else []
+    else:
+        candidates = [s.blog_id for s in network.live_sites() if s.blog_id != blog_id]
+    return [b for b in candidates if not options.opted_out(b) and b != blog_id]
+
+
+def _member_of(cur: Any, network: Network, user_id: int, blog_ids: list[int]) -> set[int]:
+    keys = {network.tables.cap_key(b): b for b in blog_ids}
+    cur.execute(f"SELECT meta_key FROM {network.tables.usermeta} WHERE user_id = %s AND meta_key IN "
+                f"({', '.join(['%s'] * len(keys))})", (user_id, *keys))
+    return {keys[k] for (k,) in cur.fetchall()}
+
+
+def _move_primary_blog(cur: Any, network: Network, user_id: int, doomed: list[int],
+                       remaining_live: list[int]) -> None:
+    """What the sequence of ``remove_user_from_blog`` calls leaves in primary_blog / source_domain."""
+    um = network.tables.usermeta
+    cur.execute(f"SELECT meta_value FROM {um} WHERE user_id = %s AND meta_key = 'primary_blog' "
+                "ORDER BY umeta_id LIMIT 1", (user_id,))
+    row = cur.fetchone()
+    primary = str(row[0]) if row and row[0] is not None else ""
+    moved = primary in {str(b) for b in doomed}
+    if not moved and remaining_live:
+        return
+    new_id = str(remaining_live[0]) if remaining_live else ""
+    sites = {**network.sites, **network.other_sites}
+    new_domain = sites[remaining_live[0]].domain if remaining_live else ""
+    for key, value in (("primary_blog", new_id), ("source_domain", new_domain)):
+        if not cur.execute(f"UPDATE {um} SET meta_value = %s WHERE user_id = %s AND meta_key = %s",
+                           (value, user_id, key)):
+            if not cur.execute(f"SELECT 1 FROM {um} WHERE user_id = %s AND meta_key = %s", (user_id, key)):
+                cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) VALUES (%s, %s, %s)",
+                            (user_id, key, value))
