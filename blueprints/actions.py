@@ -7,6 +7,7 @@
 | POST /api/plan                     | dry run of sync / add_user / add_site / set_role   |
 | GET, PATCH /api/settings           | the three trigger switches                         |
 | GET, PATCH /api/options            | per-site opt-out and role, role filters, missing roles |
+| POST /api/users/sync               | selected users join selected sites                  |
 | POST /api/unsync                   | take selected users off selected sites              |
 | GET /api/jobs/{job_id}             | job status                                         |
 | GET /api/health                    | database reachable, settings valid (anonymous)     |
@@ -113,6 +114,20 @@ def network_options(req: func.HttpRequest) -> func.HttpResponse:
             return common.answer({"options": engine.change_network_options(common.body_json(req))})
 
     return common.run(req, "options", work)
+
+
+@bp.route(route="users/sync", methods=["POST"])
+def users_sync(req: func.HttpRequest) -> func.HttpResponse:
+    """Bulk sync by hand: selected users join selected sites (inline: a hand-picked list)."""
+    def work(correlation: str) -> func.HttpResponse:
+        data = common.body_json(req)
+        with common.engine() as engine:
+            outcome = engine.add_users_to_sites(data.get("user_ids") or [], parse_blog_ids(data.get("blog_ids") or []),
+                                                force=_force(data),
+                                                dry_run=parse_switch("dry_run", data.get("dry_run", False)))
+        return common.answer(outcome.to_dict())
+
+    return common.run(req, "users_sync", work)
 
 
 @bp.route(route="unsync", methods=["POST"])

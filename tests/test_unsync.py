@@ -97,3 +97,32 @@ def test_with_unsync_on_a_removal_hook_carries_to_the_sites_in_scope(twins, monk
     answer = json.loads(resp.get_body())
     assert resp.status_code == 200 and answer["removed_from"] == sorted(every)
     assert_same_rows(a, b)
+
+
+def test_bulk_sync_of_selected_users_to_selected_sites_matches_wordpress(twins, monkeypatch):
+    import json
+    import subprocess
+    import sys
+
+    import azure.functions as func
+
+    from blueprints import actions
+    from conftest import ROOT
+
+    a, b = twins
+    users = [b.ids["user2"], b.ids["user6"]]
+    sites = [b.ids["site_editors"], b.ids["site_club"]]
+    a.wp.sync_like_plugin(blog_ids=sites, network_id=1, user_ids=users)
+    fn = actions.users_sync.build().get_user_function()
+    monkeypatch.setenv("WPMSYNC_DB_NAME", b.db)
+    plan = fn(func.HttpRequest("POST", "http://localhost/api/users/sync", body=json.dumps(
+        {"user_ids": users, "blog_ids": sites, "dry_run": True}).encode()))
+    assert json.loads(plan.get_body())["added"] == 4
+    bad = fn(func.HttpRequest("POST", "http://localhost/api/users/sync",
+                              body=json.dumps({"user_ids": users, "blog_ids": []}).encode()))
+    assert bad.status_code == 400
+    done = subprocess.run([sys.executable, "-m", "wpmsync", "sync-users", "--users", *map(str, users),
+                           "--sites", *map(str, sites), "--json", "--db", b.db], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and json.loads(done.stdout)["added"] == 4, done.stderr
+    assert_same_rows(a, b)

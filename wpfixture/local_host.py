@@ -31,7 +31,8 @@ class LocalFunctions:
         self.functions = {
             "hook": hooks.hook, "sync": actions.sync, "site_sync": actions.site_sync,
             "plan": actions.plan, "settings": actions.settings, "job_status": actions.job_status,
-            "health": actions.health, "network_options": actions.network_options, "unsync": actions.unsync, "run_batch": batches.run_batch,
+            "health": actions.health, "network_options": actions.network_options, "unsync": actions.unsync,
+            "users_sync": actions.users_sync, "run_batch": batches.run_batch,
             "poisoned_batch": batches.poisoned_batch, "reconcile_drift": reconcile.reconcile_drift,
         }
 

@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "(per-site opt_out and role, excluded_roles / allowed_roles, missing_role)")
     p.add_argument("--set", metavar="JSON", help='e.g. \'{"sites": {"5": {"opt_out": true}}, '
                    '"missing_role": "copy"}\'')
+    p = sub.add_parser("sync-users", parents=[common, writes, forced],
+                       help="these users join these sites (bulk sync by hand)")
+    p.add_argument("--users", nargs="+", required=True, metavar="USER_ID")
+    p.add_argument("--sites", nargs="+", required=True, metavar="BLOG_ID")
     p = sub.add_parser("unsync", parents=[common, writes],
                        help="take users off sites, as remove_user_from_blog() does (remembered)")
     p.add_argument("--users", nargs="+", required=True, metavar="USER_ID")
@@ -129,6 +133,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         elif cmd == "add-site":
             outcome = engine.add_all_users_to_site(args.blog_id, force=args.force, dry_run=args.dry_run,
                                                    progress=progress)
+        elif cmd == "sync-users":
+            outcome = engine.add_users_to_sites(args.users, args.sites, force=args.force, dry_run=args.dry_run)
         elif cmd == "unsync":
             outcome = engine.remove_users(args.users, args.sites, dry_run=args.dry_run)
         else:  # set-role

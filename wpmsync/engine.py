@@ -72,6 +72,18 @@ class Engine:
             ids = memberships.require_blog_ids(self.network, blog_ids)
         return self._sync(ids, force, dry_run, progress)
 
+    def add_users_to_sites(self, user_ids: Iterable[Any], blog_ids: Iterable[Any], *,
+                           force: bool = False, dry_run: bool = False) -> Outcome:
+        """Bulk sync by hand: these users join these sites (existing memberships untouched)."""
+        users = sorted({self.network.require_user(self.conn, u).user_id for u in user_ids})
+        if not users:
+            raise InputError("no users selected: give at least one user_id")
+        sites = memberships.require_blog_ids(self.network, blog_ids)
+        outcome = Outcome(dry_run=dry_run)
+        for user_id in users:  # a hand-picked list: one small batch per user
+            outcome.merge(self._sync(sites, force, dry_run, None, user_id))
+        return outcome
+
     def plan_batches(self, blog_ids: Iterable[int], *, force: bool = False) -> list[Batch]:
         """The batches of a sync (all its sites × one user-id range each), for a queue to run."""
         return memberships.make_batches(blog_ids, self.user_ranges(len(set(blog_ids))), force)
