@@ -16,17 +16,18 @@ from . import removals
 from .db import named_locks, transaction, user_locks
 from .errors import InputError
 from .memberships import Outcome
-from .schema import Network
+from .schema import Network, Site
 
 
 def remove_users(conn: Any, network: Network, user_ids: Iterable[Any], blog_ids: Iterable[Any], *,
                  dry_run: bool = False) -> Outcome:
-    """Remove each user from each site where it is a member (validated first, all or nothing)."""
-    users = sorted({network.require_user(conn, u).user_id for u in user_ids} if user_ids else set())
-    sites = sorted({network.require_site(b).blog_id for b in blog_ids} if blog_ids else set())
+    """Remove each user from each site where it is a member. Every id is validated before any
+    write; each user's removals are one transaction."""
+    found = {user.user_id: user for user in (network.require_user(conn, u) for u in user_ids or ())}
+    users = sorted(found)
+    sites = sorted({network.require_site(b).blog_id for b in blog_ids or ()})
     if not users or not sites:
         raise InputError("give at least one user and one site to remove")
-    logins = {network.require_user(conn, u).user_id: network.require_user(conn, u) for u in users}
     outcome = Outcome(dry_run=dry_run)
     tables = network.tables
     all_sites = {**network.sites, **network.other_sites}
@@ -38,7 +39,7 @@ def remove_users(conn: Any, network: Network, user_ids: Iterable[Any], blog_ids:
             for blog_id in sites:
                 if blog_id not in member_of:
                     continue
-                if logins[user_id].super_admin and blog_id == network.main_site_id:
+                if found[user_id].super_admin and blog_id == network.main_site_id:
                     outcome.skip("a super admin is never removed from the main site", user_id=user_id,
                                  blog_id=blog_id)
                     continue
@@ -57,7 +58,7 @@ def remove_users(conn: Any, network: Network, user_ids: Iterable[Any], blog_ids:
             cur.execute(f"DELETE FROM {tables.usermeta} WHERE user_id = %s AND meta_key IN "
                         f"({', '.join(['%s'] * len(keys))})", (user_id, *keys))
             _move_primary_blog(cur, network, user_id, doomed,
-                               [b for b in live_anywhere if b in member_of and b not in doomed])
+                               [all_sites[b] for b in live_anywhere if b in member_of and b not in doomed])
         if not dry_run:
             removals.change(conn, network, user_id, add=set(doomed))
     return outcome
@@ -85,7 +86,7 @@ def _member_of(cur: Any, network: Network, user_id: int, blog_ids: list[int]) ->
 
 
 def _move_primary_blog(cur: Any, network: Network, user_id: int, doomed: list[int],
-                       remaining_live: list[int]) -> None:
+                       remaining_live: list[Site]) -> None:
     """What the sequence of ``remove_user_from_blog`` calls leaves in primary_blog / source_domain."""
     um = network.tables.usermeta
     cur.execute(f"SELECT meta_value FROM {um} WHERE user_id = %s AND meta_key = 'primary_blog' "
@@ -95,9 +96,8 @@ def _move_primary_blog(cur: Any, network: Network, user_id: int, doomed: list[in
     moved = primary in {str(b) for b in doomed}
     if not moved and remaining_live:
         return
-    new_id = str(remaining_live[0]) if remaining_live else ""
-    sites = {**network.sites, **network.other_sites}
-    new_domain = sites[remaining_live[0]].domain if remaining_live else ""
+    new_id = str(remaining_live[0].blog_id) if remaining_live else ""
+    new_domain = remaining_live[0].domain if remaining_live else ""
     for key, value in (("primary_blog", new_id), ("source_domain", new_domain)):
         if not cur.execute(f"UPDATE {um} SET meta_value = %s WHERE user_id = %s AND meta_key = %s",
                            (value, user_id, key)):
