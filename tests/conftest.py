@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import pymysql
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent

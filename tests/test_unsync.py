@@ -69,7 +69,7 @@ def test_with_unsync_on_a_removal_hook_carries_to_the_sites_in_scope(twins, monk
 
     import azure.functions as func
 
-    from blueprints import common, hooks
+    from blueprints import hooks
     from wpmsync import signing
     from wpmsync.secrets import reset_secrets
 

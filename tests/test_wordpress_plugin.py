@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from wpfixture import WordPress
-from wpmsync.errors import Unauthorized
 from wpmsync.signing import sign, verify
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ from typing import Any
 from . import phpserial
 from .db import SITEMETA_LOCK, named_locks, transaction
 from .errors import BrokenOption, InputError
-from .schema import Network, parse_id, parse_role
+from .schema import Network, parse_id, parse_role, update_meta
 
 META_KEY = "wpmsync_options"
 MISSING_ROLE = ("skip", "copy")
@@ -136,14 +136,9 @@ def write(conn: Any, network: Network, changes: dict[str, Any]) -> Options:
             sites[str(parse_id(key, "blog_id"))] = value
         merged["sites"] = sites
         options = _validate(network, merged)
-        value = phpserial.dumps(options.to_dict())
-        table, site_id = network.tables.sitemeta, network.config.network_id
         with transaction(conn) as cur:
-            if cur.execute(f"UPDATE {table} SET meta_value = %s WHERE site_id = %s AND meta_key = %s",
-                           (value, site_id, META_KEY)) == 0 and not cur.execute(
-                    f"SELECT 1 FROM {table} WHERE site_id = %s AND meta_key = %s", (site_id, META_KEY)):
-                cur.execute(f"INSERT INTO {table} (site_id, meta_key, meta_value) VALUES (%s, %s, %s)",
-                            (site_id, META_KEY, value))
+            update_meta(cur, network.tables.sitemeta, "site_id", network.config.network_id, META_KEY,
+                        phpserial.dumps(options.to_dict()))
     return options
 
 

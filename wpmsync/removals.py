@@ -10,7 +10,7 @@ from typing import Any
 
 from . import phpserial
 from .db import named_locks, transaction
-from .schema import REMOVED_META_KEY, Network
+from .schema import REMOVED_META_KEY, Network, update_meta
 
 
 def _blog_ids(raw: str | None) -> list[int]:
@@ -49,12 +49,10 @@ def removed_blogs(cur: Any, network: Network, user_id: int) -> list[int]:
 def _store(cur: Any, network: Network, user_id: int, blog_ids: list[int]) -> None:
     """``update_user_meta`` / ``delete_user_meta`` of the record, as the plugin does."""
     table = network.tables.usermeta
-    cur.execute(f"DELETE FROM {table} WHERE user_id = %s AND meta_key = %s", (user_id, REMOVED_META_KEY))
     if blog_ids:
-        cur.execute(
-            f"INSERT INTO {table} (user_id, meta_key, meta_value) VALUES (%s, %s, %s)",
-            (user_id, REMOVED_META_KEY, phpserial.dumps(blog_ids)),
-        )
+        update_meta(cur, table, "user_id", user_id, REMOVED_META_KEY, phpserial.dumps(blog_ids))
+    else:
+        cur.execute(f"DELETE FROM {table} WHERE user_id = %s AND meta_key = %s", (user_id, REMOVED_META_KEY))
 
 
 def change(conn: Any, network: Network, user_id: int, add: set[int] = frozenset(),

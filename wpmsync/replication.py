@@ -17,7 +17,7 @@ from .errors import InputError
 from .memberships import Outcome
 from .options import Options
 from .roles import SiteRoles, caps_value, load_site_roles
-from .schema import Network, parse_role
+from .schema import Network, parse_role, update_meta
 
 
 def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_blog: Any,
@@ -79,16 +79,8 @@ def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_bl
             if roles_value is not None:  # add_role(): the definition copied from the source site
                 cur.execute(f"UPDATE {tables.options(blog_id)} SET option_value = %s WHERE option_name = %s",
                             (roles_value, tables.roles_option(blog_id)))
-            # update_user_meta: every row of the key is updated; a missing user_level is added.
-            cur.execute(f"UPDATE {um} SET meta_value = %s WHERE user_id = %s AND meta_key = %s",
-                        (caps_value(new_caps), user.user_id, tables.cap_key(blog_id)))
-            if not cur.execute(f"SELECT 1 FROM {um} WHERE user_id = %s AND meta_key = %s",
-                               (user.user_id, tables.level_key(blog_id))):
-                cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) VALUES (%s, %s, %s)",
-                            (user.user_id, tables.level_key(blog_id), str(level)))
-            else:
-                cur.execute(f"UPDATE {um} SET meta_value = %s WHERE user_id = %s AND meta_key = %s",
-                            (str(level), user.user_id, tables.level_key(blog_id)))
+            update_meta(cur, um, "user_id", user.user_id, tables.cap_key(blog_id), caps_value(new_caps))
+            update_meta(cur, um, "user_id", user.user_id, tables.level_key(blog_id), str(level))
             _count(outcome, blog_id, user.user_id)
             outcome.touched_users.add(user.user_id)
             outcome.touched_sites.add(blog_id)

@@ -254,6 +254,20 @@ class User:
     super_admin: bool
 
 
+def update_meta(cur: Any, table: str, owner: str, owner_id: int, key: str, value: str) -> None:
+    """``update_user_meta`` / ``update_site_option`` on ``{prefix}usermeta`` (owner ``user_id``)
+    or ``{prefix}sitemeta`` (owner ``site_id``): every row of the key is updated, and one is added
+    when there is none. Callers hold the lock that keeps other writers of the key out."""
+    if owner not in ("user_id", "site_id"):
+        raise ValueError(f"not a meta owner column: {owner!r}")
+    if cur.execute(f"SELECT 1 FROM {table} WHERE {owner} = %s AND meta_key = %s LIMIT 1", (owner_id, key)):
+        cur.execute(f"UPDATE {table} SET meta_value = %s WHERE {owner} = %s AND meta_key = %s",
+                    (value, owner_id, key))
+    else:
+        cur.execute(f"INSERT INTO {table} ({owner}, meta_key, meta_value) VALUES (%s, %s, %s)",
+                    (owner_id, key, value))
+
+
 def _flag(value: Any) -> bool:
     return bool(int(value or 0))
 

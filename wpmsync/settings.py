@@ -9,7 +9,7 @@ from typing import Any
 
 from .db import SITEMETA_LOCK, named_locks, transaction
 from .errors import InputError
-from .schema import Network
+from .schema import Network, update_meta
 
 SWITCHES = {
     "new_user": "wpmus_newUserSync",
@@ -50,20 +50,10 @@ def write(conn: Any, network: Network, changes: dict[str, Any]) -> dict[str, boo
     if unknown:
         raise InputError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(SWITCHES)}")
     values = {name: parse_switch(name, v) for name, v in changes.items()}
-    table = network.tables.sitemeta
-    site_id = network.config.network_id
     with named_locks(conn, network.config, [SITEMETA_LOCK]), transaction(conn) as cur:
         for name, on in values.items():
-            key, value = SWITCHES[name], "yes" if on else ""
-            if cur.execute(
-                f"SELECT meta_id FROM {table} WHERE site_id = %s AND meta_key = %s FOR UPDATE",
-                (site_id, key),
-            ):
-                cur.execute(f"UPDATE {table} SET meta_value = %s WHERE site_id = %s AND meta_key = %s",
-                            (value, site_id, key))
-            else:
-                cur.execute(f"INSERT INTO {table} (site_id, meta_key, meta_value) VALUES (%s, %s, %s)",
-                            (site_id, key, value))
+            update_meta(cur, network.tables.sitemeta, "site_id", network.config.network_id,
+                        SWITCHES[name], "yes" if on else "")
     return read(conn, network)
 
 

@@ -16,7 +16,7 @@ from . import removals
 from .db import named_locks, transaction, user_locks
 from .errors import InputError
 from .memberships import Outcome
-from .schema import Network, Site
+from .schema import Network, Site, update_meta
 
 
 def remove_users(conn: Any, network: Network, user_ids: Iterable[Any], blog_ids: Iterable[Any], *,
@@ -98,9 +98,5 @@ def _move_primary_blog(cur: Any, network: Network, user_id: int, doomed: list[in
         return
     new_id = str(remaining_live[0].blog_id) if remaining_live else ""
     new_domain = remaining_live[0].domain if remaining_live else ""
-    for key, value in (("primary_blog", new_id), ("source_domain", new_domain)):
-        if not cur.execute(f"UPDATE {um} SET meta_value = %s WHERE user_id = %s AND meta_key = %s",
-                           (value, user_id, key)):
-            if not cur.execute(f"SELECT 1 FROM {um} WHERE user_id = %s AND meta_key = %s", (user_id, key)):
-                cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) VALUES (%s, %s, %s)",
-                            (user_id, key, value))
+    update_meta(cur, um, "user_id", user_id, "primary_blog", new_id)
+    update_meta(cur, um, "user_id", user_id, "source_domain", new_domain)
