@@ -25,9 +25,10 @@ log = logging.getLogger("wpmsync.functions")
 _queue: BatchQueue | None = None
 
 
-def engine() -> Engine:
-    """A fresh engine (one connection) for this invocation; the password comes from Key Vault."""
-    return Engine(Config.from_env(db_password=get_secrets().db_password()))
+def engine(trigger: str = "manual") -> Engine:
+    """A fresh engine (one connection) for this invocation; the password comes from Key Vault.
+    ``trigger`` is what the undo journal records as the cause of the changes."""
+    return Engine(Config.from_env(db_password=get_secrets().db_password()), trigger=trigger)
 
 
 def queue() -> BatchQueue:
@@ -48,9 +49,12 @@ def send(messages: list[dict]) -> int:
 
 
 def notify_wordpress(outcome: Outcome) -> None:
-    """After writing memberships: WordPress cleans its object cache for them (when configured)."""
-    if outcome.touched_users or outcome.touched_sites:
-        cache.clean(outcome.touched_users, outcome.touched_sites, get_secrets().hook_secret())
+    """After writing memberships (and roles options, when role replication copied a role to a
+    site): WordPress cleans its object cache for them (when configured)."""
+    touched_roles = getattr(outcome, "touched_roles", None) or set()
+    if outcome.touched_users or outcome.touched_sites or touched_roles:
+        cache.clean(outcome.touched_users, outcome.touched_sites, get_secrets().hook_secret(),
+                    roles_blog_ids=touched_roles)
 
 
 def answer(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:

@@ -509,3 +509,139 @@ def test_job_status_labels(wp):
     assert done["label"] == "done: 120 memberships added" and done["finished"] is True
     assert failed["label"] == "failed: lock timeout"
     assert "HTTP 404" in missing and "unknown job" in missing
+
+
+# -- the clean-cache route: roles options rewritten by role replication -----------------------
+
+# What WordPress reads of the role 'member', through its object cache: first this request's
+# global wp_roles() / get_role() as they stand (switching does not reload them for the current
+# site), then on each site with WP_Roles::for_site() (get_blog_option() for another site), with
+# wp_roles() after switch_to_blog(), and get_role().
+ROLES_SEEN = """
+    $seen = function () use ($args) {
+        $role = get_role('member');
+        $out = [[wp_roles()->is_role('member'), $role ? $role->capabilities : null]];
+        foreach ($args['sites'] as $site) {
+            $for_site = (new WP_Roles($site))->is_role('member');
+            switch_to_blog($site);
+            $role = get_role('member');
+            $out[] = [$for_site, wp_roles()->is_role('member'), $role ? $role->capabilities : null];
+            restore_current_blog();
+        }
+        return $out;
+    };"""
+
+# One PHP process stands in for the persistent object cache (Redis): read the roles (priming
+# alloptions), rewrite the roles rows with SQL behind WordPress's back as replication.py does,
+# then make each signed call and read again.
+ROLES_CLEAN = ROLES_SEEN + """
+    global $wpdb;
+    $primed = $seen();
+    foreach ($args['sites'] as $site) {
+        $p = $wpdb->get_blog_prefix($site);
+        $wpdb->query($wpdb->prepare("UPDATE `{$p}options` SET option_value = %s WHERE option_name = %s",
+                                    $args['values'][$site], $p . 'user_roles'));
+    }
+    $in_db = [];
+    foreach ($args['sites'] as $site) {
+        $p = $wpdb->get_blog_prefix($site);
+        $row = $wpdb->get_var($wpdb->prepare("SELECT option_value FROM `{$p}options` WHERE option_name = %s",
+                                             $p . 'user_roles'));
+        $in_db[] = isset(maybe_unserialize($row)['member']);
+    }
+    $stale = $seen();
+    $calls = [];
+    foreach ($args['calls'] as $call) {
+        get_userdata($args['user1']);
+        $req = new WP_REST_Request('POST', '/wpmsync/v1/clean-cache');
+        $req->set_body($call['body']);
+        $req->set_header('Content-Type', 'application/json');
+        foreach ($call['headers'] as $k => $v) { $req->set_header($k, $v); }
+        $res = rest_do_request($req);
+        $calls[] = ['status' => $res->get_status(), 'data' => $res->get_data(),
+                    'users' => wp_cache_get($args['user1'], 'users') !== false, 'seen' => $seen()];
+    }
+    return ['primed' => $primed, 'in_db' => $in_db, 'stale' => $stale, 'calls' => $calls];"""
+
+MEMBER = {"name": "Club member", "capabilities": {"read": True, "level_1": True}}
+
+
+def _signed(payload: Any) -> dict[str, Any]:
+    body = json.dumps(payload)
+    ts = str(int(time.time()))
+    return {"body": body, "headers": {"X-Wpmsync-Timestamp": ts, "X-Wpmsync-Signature": sign(SECRET, ts, body.encode())}}
+
+
+def _roles_with_member(wp, site: int) -> str:
+    """The site's roles option plus the role 'member' copied from site_club, serialized by the
+    Python serializer that replication.py writes with."""
+    from wpmsync import phpserial
+
+    p = wp.net.prefix + ("" if site == 1 else f"{site}_")
+    (raw,), = wp.net.query(f"SELECT option_value FROM {p}options WHERE option_name = %s", (p + "user_roles",))
+    roles = phpserial.loads(raw)
+    assert "member" not in roles
+    roles["member"] = MEMBER
+    return phpserial.dumps(roles)
+
+
+def _run_roles(wp, sites: list[int], calls: list[dict[str, Any]]) -> dict[str, Any]:
+    values = {str(s): _roles_with_member(wp, s) for s in sites}
+    return wp.run(ROLES_CLEAN, sites=sites, values=values, calls=calls)[0]
+
+
+@pytest.mark.parametrize("send_roles", [True, False])
+def test_clean_cache_roles_blog_ids_makes_wordpress_read_the_copied_role(wp, send_roles):
+    # site_plain lacks 'member' (site_club has it); the main site is this request's current blog,
+    # whose roles were loaded into the global wp_roles() at boot.
+    sites = [wp.ids["site_plain"], 1]
+    payload: dict[str, Any] = {"user_ids": [wp.ids["user1"]], "blog_ids": sites}
+    if send_roles:
+        payload["roles_blog_ids"] = sites
+    out = _run_roles(wp, sites, [_signed(payload)])
+    absent = [[False, None]] + [[False, False, None]] * 2
+    assert out["primed"] == absent
+    assert out["in_db"] == [True, True]
+    assert out["stale"] == absent  # the cache holds the old roles: the test cannot pass vacuously
+    (call,) = out["calls"]
+    assert call["status"] == 200 and call["users"] is False
+    if send_roles:
+        assert call["data"] == {"users": 1, "blogs": 2, "roles": 2}
+        caps = MEMBER["capabilities"]
+        assert call["seen"] == [[True, caps]] + [[True, True, caps]] * 2
+    else:
+        assert call["data"] == {"users": 1, "blogs": 2}
+        assert call["seen"] == absent  # without roles_blog_ids WordPress still serves the old roles
+    assert wp.events() == []
+
+
+def test_clean_cache_roles_blog_ids_validated_before_anything_is_cleaned(wp):
+    site = wp.ids["site_plain"]
+    bad = [
+        {"user_ids": [wp.ids["user1"]], "roles_blog_ids": [site, "x"]},
+        {"user_ids": [wp.ids["user1"]], "roles_blog_ids": [site, 0]},
+        {"user_ids": [wp.ids["user1"]], "roles_blog_ids": [site, -3]},
+        {"user_ids": [wp.ids["user1"]], "roles_blog_ids": [site, 2.5]},
+        {"user_ids": [wp.ids["user1"]], "roles_blog_ids": [site, None]},
+        {"user_ids": [wp.ids["user1"]], "roles_blog_ids": [site, "1; DROP"]},
+        {"user_ids": [wp.ids["user1"]], "roles_blog_ids": str(site)},
+        {"user_ids": [wp.ids["user1"]], "roles_blog_ids": {"a": site}},
+        {"roles_blog_ids": [site] + list(range(100000, 110001))},  # over 10,000 in the field
+        {"user_ids": list(range(1, 6001)), "blog_ids": list(range(1, 4001)),  # over 10,000 in all
+         "roles_blog_ids": [site]},
+    ]
+    unknown = 999999  # a site deleted meanwhile: skipped, the rest is cleaned
+    good = {"user_ids": [wp.ids["user1"]], "roles_blog_ids": [site, unknown, str(site)]}
+    unsigned = {"body": json.dumps({"roles_blog_ids": [site]}), "headers": {}}
+    out = _run_roles(wp, [site], [unsigned] + [_signed(p) for p in bad] + [_signed(good)])
+    absent = [[False, None], [False, False, None]]
+    assert out["in_db"] == [True] and out["stale"] == absent
+    *refused, last = out["calls"]
+    assert refused[0]["status"] == 401
+    for payload, call in zip([None] + bad, refused):
+        assert call["status"] in (400, 401), payload
+        assert call["users"] is True and call["seen"] == absent, payload  # nothing cleaned
+    assert [c["status"] for c in refused[1:]] == [400] * len(bad)
+    assert last["status"] == 200 and last["data"] == {"users": 1, "blogs": 0, "roles": 1}
+    # site_plain is not the current site: this request's global roles (the main site's) stand
+    assert last["users"] is False and last["seen"] == [[False, None], [True, True, MEMBER["capabilities"]]]
