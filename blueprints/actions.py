@@ -10,6 +10,8 @@
 | POST /api/users/sync               | selected users join selected sites                  |
 | POST /api/unsync                   | take selected users off selected sites              |
 | GET /api/jobs/{job_id}             | job status                                         |
+| POST /api/jobs/{job_id}/undo       | put back what a change wrote (``dry_run`` previews) |
+| GET /api/journal                   | the newest changes in the undo journal             |
 | GET /api/health                    | database reachable, settings valid (anonymous)     |
 """
 from __future__ import annotations
@@ -121,7 +123,7 @@ def users_sync(req: func.HttpRequest) -> func.HttpResponse:
     """Bulk sync by hand: selected users join selected sites (inline: a hand-picked list)."""
     def work(correlation: str) -> func.HttpResponse:
         data = common.body_json(req)
-        with common.engine() as engine:
+        with common.engine(f"manual:{correlation}") as engine:
             outcome = engine.add_users_to_sites(data.get("user_ids") or [], parse_blog_ids(data.get("blog_ids") or []),
                                                 force=_force(data),
                                                 dry_run=parse_switch("dry_run", data.get("dry_run", False)))
@@ -135,7 +137,7 @@ def unsync(req: func.HttpRequest) -> func.HttpResponse:
     """Take selected users off selected sites, as remove_user_from_blog() does (remembered)."""
     def work(correlation: str) -> func.HttpResponse:
         data = common.body_json(req)
-        with common.engine() as engine:
+        with common.engine(f"manual:{correlation}") as engine:
             outcome = engine.remove_users(data.get("user_ids") or [], data.get("blog_ids") or [],
                                           dry_run=parse_switch("dry_run", data.get("dry_run", False)))
             if not outcome.dry_run:
@@ -155,6 +157,35 @@ def job_status(req: func.HttpRequest) -> func.HttpResponse:
             return common.answer(jobs.status(engine.conn, engine.network, job_id))
 
     return common.run(req, "job_status", work)
+
+
+@bp.route(route="jobs/{job_id}/undo", methods=["POST"])
+def undo(req: func.HttpRequest) -> func.HttpResponse:
+    """Undo a change (a job, a hook, a manual action) by its id; ``{"dry_run": true}`` previews.
+    Memberships changed since are kept and reported; running it again restores what is left."""
+    def work(correlation: str) -> func.HttpResponse:
+        data = common.body_json(req, required=False)
+        dry_run = parse_switch("dry_run", data.get("dry_run", False))
+        with common.engine(f"manual:{correlation}") as engine:
+            outcome = engine.undo(req.route_params.get("job_id", ""), dry_run=dry_run)
+            if not dry_run:
+                common.notify_wordpress(outcome)
+        return common.answer(outcome.to_dict())
+
+    return common.run(req, "undo", work)
+
+
+@bp.route(route="journal", methods=["GET"])
+def journal(req: func.HttpRequest) -> func.HttpResponse:
+    """The newest changes (``?limit=``, default 20): id, trigger, rows, undone by."""
+    def work(correlation: str) -> func.HttpResponse:
+        raw = req.params.get("limit", "20")
+        if not raw.isdigit():
+            raise InputError("limit must be a whole number between 1 and 500")
+        with common.engine() as engine:
+            return common.answer({"changes": engine.journal(int(raw))})
+
+    return common.run(req, "journal", work)
 
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

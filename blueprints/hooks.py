@@ -30,7 +30,7 @@ def hook(req: func.HttpRequest) -> func.HttpResponse:
         payload = common.body_json(req)
         event_id = events.parse_event_id(payload.get("event_id"))
         event = str(payload.get("event", ""))
-        with common.engine() as engine:
+        with common.engine(f"hook:{event[:32]} {event_id}") as engine:
             replay = events.claim(engine.conn, engine.network, event_id, event)
             if replay is not None:
                 return common.answer(replay, 200)

@@ -17,7 +17,7 @@ log = logging.getLogger("wpmsync.reconcile")
 
 @bp.timer_trigger(arg_name="timer", schedule="%WPMSYNC_RECONCILE_SCHEDULE%", run_on_startup=False)
 def reconcile_drift(timer: func.TimerRequest) -> None:
-    with common.engine() as engine:
+    with common.engine("timer") as engine:
         result = reconcile(engine)
         if result.get("status") == "queued":
             common.send([jobs.prepare_message(result["job_id"])])

@@ -121,6 +121,9 @@ param roleCeilingLevel string = '10'
 @description('Seconds to wait for a lock on the same users.')
 param lockTimeout string = '30'
 
+@description('Days the undo journal keeps each change (the timer prunes older ones).')
+param journalDays string = '30'
+
 @description('NCRONTAB of the reconcile timer.')
 param reconcileSchedule string = '0 */15 * * * *'
 
@@ -262,6 +265,10 @@ module api 'app/api.bicep' = {
       {
         name: 'WPMSYNC_LOCK_TIMEOUT'
         value: lockTimeout
+      }
+      {
+        name: 'WPMSYNC_JOURNAL_DAYS'
+        value: journalDays
       }
       {
         name: 'WPMSYNC_RECONCILE_SCHEDULE'

@@ -46,8 +46,8 @@ class Net:
     def config(self, **overrides: Any) -> Config:
         return Config.from_env({}, **{"db_name": self.db, "table_prefix": self.prefix, **overrides})
 
-    def engine(self, **overrides: Any) -> Engine:
-        return Engine(self.config(**overrides))
+    def engine(self, trigger: str = "api", **overrides: Any) -> Engine:
+        return Engine(self.config(**overrides), trigger=trigger)
 
     def query(self, sql: str, args: Any = None) -> list[tuple]:
         return self.wp.query(sql, args)

@@ -17,7 +17,7 @@ def test_the_app_indexes_every_function():
     """What the host would index: the functions and their triggers."""
     names = {f.get_function_name(): f for f in function_app.app.get_functions()}
     assert set(names) == {"hook", "sync", "site_sync", "plan", "settings", "network_options", "unsync", "users_sync",
-                          "job_status", "health",
+                          "job_status", "undo", "journal", "health",
                           "run_batch", "poisoned_batch", "reconcile_drift"}
     bindings = {n: [b.type for b in f.get_bindings()] for n, f in names.items()}
     assert "queueTrigger" in bindings["run_batch"] and "timerTrigger" in bindings["reconcile_drift"]

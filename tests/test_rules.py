@@ -151,7 +151,8 @@ def test_uninstall_removes_config_only(net):
         memberships = [r for r in net.membership_rows()]
         roles = net.query("SELECT option_value FROM wp_options WHERE option_name = 'wp_user_roles'")
         result = engine.uninstall()
-    assert result["settings_deleted"] == 3 and result["tables_dropped"] == ["wp_wpmsync_jobs"]
+    assert result["settings_deleted"] == 3  # ... and our own tables, the undo journal included
+    assert result["tables_dropped"] == ["wp_wpmsync_changes", "wp_wpmsync_jobs", "wp_wpmsync_journal"]
     assert net.membership_rows() == memberships
     assert net.query("SELECT option_value FROM wp_options WHERE option_name = 'wp_user_roles'") == roles
     assert net.query("SELECT COUNT(*) FROM wp_sitemeta WHERE meta_key LIKE 'wpmus%%'")[0][0] == 0

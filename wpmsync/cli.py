@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="take users off sites, as remove_user_from_blog() does (remembered)")
     p.add_argument("--users", nargs="+", required=True, metavar="USER_ID")
     p.add_argument("--sites", nargs="+", required=True, metavar="BLOG_ID")
+    p = sub.add_parser("journal", parents=[common], help="the newest changes in the undo journal")
+    p.add_argument("--limit", type=int, default=20)
+    p = sub.add_parser("undo", parents=[common, writes],
+                       help="put back the exact rows a change (a job, hook or action) replaced")
+    p.add_argument("job_id", metavar="JOB_ID")
     sub.add_parser("uninstall", parents=[common], help="remove our settings and tables (never users)")
     p = sub.add_parser("demo", parents=[common], help="build a demo network with real WordPress and sync it")
     p.add_argument("--users", type=int, default=12, help="users in the demo network")
@@ -95,7 +100,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from .demo import run_demo  # needs real WordPress: only the demo pulls it in
         return run_demo(config, users=args.users, sites=args.sites, as_json=args.json)
     say = (lambda *a: None) if args.json else print
-    with Engine(config) as engine:
+    with Engine(config, trigger=f"cli:{args.command}") as engine:
         cmd = args.command
         if cmd == "settings":
             changes = {name: getattr(args, name) for name in ("new_user", "new_site", "role_sync")
@@ -119,6 +124,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result = engine.uninstall()
             say(f"removed {result['settings_deleted']} setting rows, {result['removal_records_deleted']} "
                 f"removal records, {len(result['tables_dropped'])} tables; users, memberships and roles kept")
+            return {"command": cmd, **result}
+        if cmd == "journal":
+            changes = engine.journal(args.limit)
+            for c in changes:
+                undone = f"  undone by {c['undone_by']}" if c["undone_by"] else ""
+                say(f"{c['job_id']}  {c['created_at']}  {c['rows']:>8} rows  {c['trigger']}{undone}")
+            return {"command": cmd, "changes": changes}
+        if cmd == "undo":
+            result = engine.undo(args.job_id, dry_run=args.dry_run).to_dict()
+            verb = "would restore" if args.dry_run else "restored"
+            say(f"{verb} {result['restored']} rows of change {args.job_id}; {result['conflicts']} rows left "
+                "alone (their membership changed since)" + (f"; undo it with: undo {result['job_id']}"
+                                                             if result["job_id"] else ""))
+            for skip in result["skipped"][:20]:
+                say(f"  kept user_id={skip['user_id']} blog_id={skip['blog_id']}: {skip['reason']}")
             return {"command": cmd, **result}
         progress = _progress
         if cmd == "plan":
@@ -169,4 +189,6 @@ def summary(outcome: Outcome) -> str:
         lines.append(f"  skipped {where}: {skip['reason']}")
     if len(outcome.skipped) > 20:
         lines.append(f"  ... and {len(outcome.skipped) - 20} more skipped")
+    if outcome.job_id:
+        lines.append(f"journaled as change {outcome.job_id} (python -m wpmsync undo {outcome.job_id})")
     return "\n".join(lines)

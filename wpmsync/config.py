@@ -62,6 +62,7 @@ class Config:
     batch_size: int = 50_000
     role_ceiling_level: int = 10
     lock_timeout: int = 30
+    journal_days: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Config":
@@ -86,6 +87,7 @@ class Config:
             batch_size=_int_setting(env, "WPMSYNC_BATCH_SIZE", 50_000, 1, 10_000_000),
             role_ceiling_level=_int_setting(env, "WPMSYNC_ROLE_CEILING_LEVEL", 10, 0, 11),
             lock_timeout=_int_setting(env, "WPMSYNC_LOCK_TIMEOUT", 30, 0, 3600),
+            journal_days=_int_setting(env, "WPMSYNC_JOURNAL_DAYS", 30, 1, 3650),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)  # type: ignore[arg-type]

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from . import jobs, memberships, options, removals, settings, unsync
+from . import jobs, journal, memberships, options, removals, settings, unsync
 from .config import Config
 from .db import connect, transaction
 from .errors import InputError
+from .journal import Change, UndoOutcome
 from .memberships import Batch, Outcome
 from .replication import replicate_role
 from .roles import SiteRoles, load_site_roles
@@ -21,13 +22,20 @@ Progress = Callable[[int, int], None]  # (batches done, batches in all)
 
 
 class Engine:
-    """Sync operations on the network named by ``config``."""
+    """Sync operations on the network named by ``config``.
 
-    def __init__(self, config: Config, conn: Any = None) -> None:
+    ``trigger`` says who is asking (``hook:user_created``, ``manual``, ``cli:sync-all``…); the
+    undo journal keeps it with every change. Each write operation is one change: its outcome's
+    ``job_id`` is what ``undo`` takes."""
+
+    def __init__(self, config: Config, conn: Any = None, trigger: str = "api") -> None:
         self.config = config
+        self.trigger = trigger
         self.conn = conn if conn is not None else connect(config)
         self.network = Network.load(self.conn, config)
         self.network.options = options.read(self.conn, self.network)
+        # Created here, not where rows are journaled: CREATE TABLE would commit a transaction.
+        journal.ensure_tables(self.conn, self.network)
 
     def close(self) -> None:
         self.conn.close()
@@ -52,14 +60,14 @@ class Engine:
             outcome.skip("user is flagged spam or deleted", user_id=user.user_id)
             return outcome
         blog_ids = [s.blog_id for s in self.network.live_sites()]
-        return self._sync(blog_ids, force, dry_run, None, user.user_id)
+        return self._sync(blog_ids, force, dry_run, None, user.user_id, self._change("add_user"))
 
     # -- 2. new site -------------------------------------------------------------------
     def add_all_users_to_site(self, blog_id: Any, *, force: bool = False, dry_run: bool = False,
                               progress: Progress | None = None) -> Outcome:
         """New-site trigger (and one site's "pull in every network user")."""
         site = self.network.require_live_site(blog_id)
-        return self._sync([site.blog_id], force, dry_run, progress)
+        return self._sync([site.blog_id], force, dry_run, progress, None, self._change("add_site"))
 
     # -- 3. sync from scratch / selected sites -----------------------------------------
     def sync_sites(self, blog_ids: Iterable[Any] | None = None, *, force: bool = False,
@@ -70,7 +78,7 @@ class Engine:
             ids = [s.blog_id for s in self.network.live_sites()]
         else:
             ids = memberships.require_blog_ids(self.network, blog_ids)
-        return self._sync(ids, force, dry_run, progress)
+        return self._sync(ids, force, dry_run, progress, None, self._change("sync_sites"))
 
     def add_users_to_sites(self, user_ids: Iterable[Any], blog_ids: Iterable[Any], *,
                            force: bool = False, dry_run: bool = False) -> Outcome:
@@ -80,8 +88,9 @@ class Engine:
             raise InputError("no users selected: give at least one user_id")
         sites = memberships.require_blog_ids(self.network, blog_ids)
         outcome = Outcome(dry_run=dry_run)
+        change = self._change("users_sync")  # one change: one undo for the whole selection
         for user_id in users:  # a hand-picked list: one small batch per user
-            outcome.merge(self._sync(sites, force, dry_run, None, user_id))
+            outcome.merge(self._sync(sites, force, dry_run, None, user_id, change))
         return outcome
 
     def plan_batches(self, blog_ids: Iterable[int], *, force: bool = False) -> list[Batch]:
@@ -94,13 +103,19 @@ class Engine:
         return memberships.user_ranges(self.conn, self.network, per_batch)
 
     def run_batch(self, batch: Batch, site_roles: dict[int, SiteRoles] | None = None,
-                  record: Callable[[Any, Outcome], None] | None = None) -> Outcome:
+                  record: Callable[[Any, Outcome], None] | None = None,
+                  change: Change | None = None) -> Outcome:
         """One batch; running it twice writes nothing the second time. ``record(cursor, outcome)``
-        runs inside the batch's transaction."""
-        return memberships.apply_batch(self.conn, self.network, batch, site_roles, record)
+        runs inside the batch's transaction; the rows are journaled under ``change``."""
+        return memberships.apply_batch(self.conn, self.network, batch, site_roles, record,
+                                       change or self._change("batch"))
+
+    def _change(self, operation: str) -> Change:
+        """A new change for the journal: what was done, and who asked."""
+        return Change.new(f"{operation} ({self.trigger})")
 
     def _sync(self, blog_ids: list[int], force: bool, dry_run: bool, progress: Progress | None,
-              first_user: int | None = None) -> Outcome:
+              first_user: int | None = None, change: Change | None = None) -> Outcome:
         """Sync these sites for every user (or one user), batch by batch."""
         if first_user is not None:  # one user: one batch over all its sites
             ranges = [(first_user, first_user)]
@@ -111,7 +126,8 @@ class Engine:
                                        progress=progress)
         site_roles = load_site_roles(self.conn, self.network.tables, blog_ids)  # once per job
         batches = memberships.make_batches(blog_ids, ranges, force)
-        outcomes = (self.run_batch(batch, site_roles) for batch in batches)
+        change = change or self._change("sync")
+        outcomes = (self.run_batch(batch, site_roles, change=change) for batch in batches)
         if len(batches) == 1:  # the usual inline case: keep who was touched, for cache cleaning
             outcome = next(outcomes)
         else:
@@ -128,7 +144,7 @@ class Engine:
     def replicate_role(self, user_id: Any, role: Any, from_blog: Any, actor: Any = None, *,
                        dry_run: bool = False) -> Outcome:
         return replicate_role(self.conn, self.network, user_id, role, from_blog, actor,
-                              dry_run=dry_run)
+                              dry_run=dry_run, change=self._change("role_sync"))
 
     # -- 6. settings -------------------------------------------------------------------
     def settings(self) -> dict[str, bool]:
@@ -149,18 +165,32 @@ class Engine:
     def remove_users(self, user_ids: Iterable[Any], blog_ids: Iterable[Any], *,
                      dry_run: bool = False) -> Outcome:
         """Take these users off these sites, as ``remove_user_from_blog()`` would, and remember it."""
-        return unsync.remove_users(self.conn, self.network, user_ids, blog_ids, dry_run=dry_run)
+        return unsync.remove_users(self.conn, self.network, user_ids, blog_ids, dry_run=dry_run,
+                                   change=self._change("unsync"))
+
+    # -- undo journal -------------------------------------------------------------------
+    def undo(self, job_id: Any, *, dry_run: bool = False) -> UndoOutcome:
+        """Put back the exact rows a change (a job, a hook, a manual action) replaced; memberships
+        changed since are left alone and reported. See journal.py."""
+        return journal.undo(self.conn, self.network, job_id, dry_run=dry_run, trigger=f"undo ({self.trigger})",
+                            rows_per_chunk=self.config.batch_size)
+
+    def journal(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest changes: job id, trigger, rows, undone by."""
+        return journal.recent(self.conn, self.network, limit)
 
     # -- removals (recorded through hooks) -----------------------------------------------
     def record_removal(self, user_id: Any, blog_id: Any) -> list[int]:
         user = self.network.require_user(self.conn, user_id)
         site = self.network.require_site(blog_id)
-        return removals.record(self.conn, self.network, user.user_id, site.blog_id)
+        return removals.record(self.conn, self.network, user.user_id, site.blog_id,
+                               self._change("removal_record"))
 
     def forget_removal(self, user_id: Any, blog_id: Any) -> list[int]:
         user = self.network.require_user(self.conn, user_id)
         site = self.network.require_site(blog_id)
-        return removals.forget(self.conn, self.network, user.user_id, site.blog_id)
+        return removals.forget(self.conn, self.network, user.user_id, site.blog_id,
+                               self._change("removal_record"))
 
     # -- 7. uninstall ------------------------------------------------------------------
     def uninstall(self) -> dict[str, Any]:
@@ -181,6 +211,7 @@ class Engine:
             for name in own:
                 cur.execute(f"DROP TABLE IF EXISTS `{name}`")
         jobs.forget_tables()  # the next use creates them again
+        journal.forget_tables()
         return {"settings_deleted": switches, "removal_records_deleted": records, "tables_dropped": own}
 
 

@@ -19,8 +19,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
+from . import journal
 from .db import named_locks, transaction
 from .errors import Conflict, NotFound
+from .journal import Change
 from .memberships import Batch, Outcome
 from .schema import Network
 
@@ -85,6 +87,7 @@ def ensure_tables(conn: Any, network: Network) -> None:
     with conn.cursor() as cur:
         for ddl in DDL:
             cur.execute(ddl.format(**names))
+    journal.ensure_tables(conn, network)
     _READY.add(key)
 
 
@@ -123,6 +126,8 @@ def create(conn: Any, network: Network, kind: str, blog_ids: list[int], ranges: 
                 (job.id, network.config.network_id, kind, json.dumps(job.blog_ids), int(force),
                  trigger, json.dumps(result) if result is not None else None),
             )
+            if blog_ids and ranges:  # registered now, so parallel batches journal without waiting
+                journal.open_change(cur, network, Change(job.id, f"{kind} ({trigger or 'api'})"))
             rows = [(job.id, seq, lo, hi) for seq, (lo, hi) in enumerate(ranges)] if blog_ids else []
             for start in range(0, len(rows), 500):
                 chunk = rows[start:start + 500]
@@ -370,7 +375,8 @@ def handle_batch(engine: Any, job_id: str, seq: int,
         return None
     batch, _ = found
     try:
-        outcome = engine.run_batch(batch, record=recorder(engine.network, job_id, seq))
+        outcome = engine.run_batch(batch, record=recorder(engine.network, job_id, seq),
+                                   change=Change(job_id, "job"))
     except Exception as exc:
         record_attempt_error(engine.conn, engine.network, job_id, seq, f"{type(exc).__name__}: {exc}")
         raise

@@ -20,9 +20,10 @@ from typing import Any, Callable, Iterable
 
 import pymysql.cursors
 
-from . import db, removals
+from . import db, journal, removals
 from .db import named_locks, transaction, user_locks
 from .errors import InputError
+from .journal import USERMETA, Change
 from .roles import SiteRoles, caps_value, load_site_roles
 from .schema import Network
 
@@ -62,6 +63,7 @@ class Outcome:
     """What an operation did (or, for a plan, would do)."""
 
     dry_run: bool = False
+    job_id: str | None = None  # the change's id in the undo journal (None: nothing was written)
     added: int = 0
     roles_set: int = 0
     primary_blogs: int = 0
@@ -72,6 +74,7 @@ class Outcome:
     # many batches must not hold every user id in memory); not part of the report.
     touched_users: set[int] = field(default_factory=set, repr=False)
     touched_sites: set[int] = field(default_factory=set, repr=False)
+    touched_roles: set[int] = field(default_factory=set, repr=False)  # sites whose roles option changed
 
     def site(self, blog_id: int) -> dict[str, Any]:
         return self.sites.setdefault(blog_id, {"added": 0, "roles_set": 0, "user_ids": []})
@@ -89,6 +92,7 @@ class Outcome:
         for blog_id, entry in other.sites.items():
             self.count_added(blog_id, entry["added"], entry["user_ids"])
             self.site(blog_id)["roles_set"] += entry["roles_set"]
+        self.job_id = self.job_id or other.job_id
         self.roles_set += other.roles_set
         self.primary_blogs += other.primary_blogs
         self.removals_cleared += other.removals_cleared
@@ -97,7 +101,7 @@ class Outcome:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        del data["touched_users"], data["touched_sites"]
+        del data["touched_users"], data["touched_sites"], data["touched_roles"]
         data["sites"] = {str(k): v for k, v in sorted(self.sites.items())}
         return data
 
@@ -339,15 +343,18 @@ def sites_missing_members(conn: Any, network: Network, blog_ids: Iterable[int],
 
 def apply_batch(conn: Any, network: Network, batch: Batch,
                 site_roles: dict[int, SiteRoles] | None = None,
-                record: Callable[[Any, Outcome], None] | None = None) -> Outcome:
+                record: Callable[[Any, Outcome], None] | None = None,
+                change: Change | None = None) -> Outcome:
     """Write the memberships of one batch in one transaction; idempotent.
 
     After collecting the pending pairs (see ``_collect``): stray user_level rows updated,
     caps rows inserted, user_level rows inserted, then ``primary_blog`` / ``source_domain`` for
     users who had none (the lowest site they join here). The number of statements does not depend
     on the number of users or sites. ``record`` runs inside the same transaction (a job notes the
-    batch done there, so a redelivered batch counts once).
+    batch done there, so a redelivered batch counts once). Every row written is journaled under
+    ``change`` in the same transaction (two more set-based statements).
     """
+    change = change or Change.new("sync")
     outcome = Outcome()
     targets = _load_targets(conn, network, batch.blog_ids, outcome, site_roles)
     if not targets:
@@ -355,14 +362,22 @@ def apply_batch(conn: Any, network: Network, batch: Batch,
             with transaction(conn) as cur:
                 record(cur, outcome)
         return outcome
-    um, blogs = network.tables.usermeta, network.tables.blogs
+    um = network.tables.usermeta
     readded: list[tuple[int, int]] = []
     with named_locks(conn, network.config, user_locks(batch.first_user, batch.last_user)):
         with transaction(conn) as cur:
             removed = removals.removed_pairs(cur, network, batch.first_user, batch.last_user)
             excluded = set() if batch.force else removed
             if _collect(cur, network, targets, batch.first_user, batch.last_user, excluded):
+                cur.execute(f"SELECT COALESCE(MAX(umeta_id), 0) FROM {um}")
+                (before,) = cur.fetchone()
                 # update_user_meta: a user_level row left without its caps row is updated in place.
+                journal.record_select(
+                    cur, network, change,
+                    f"%s, m.umeta_id, m.user_id, t.blog_id, m.meta_key, m.meta_value, k.value FROM {um} m "
+                    f"JOIN {PENDING} t ON t.user_id = m.user_id AND t.has_level = 1 JOIN {KEYS} k "
+                    f"ON k.blog_id = t.blog_id AND k.kind = {LEVEL} AND k.meta_key = m.meta_key "
+                    "WHERE NOT (BINARY m.meta_value <=> BINARY k.value)", (USERMETA,))
                 cur.execute(f"UPDATE {um} m JOIN {PENDING} t ON t.user_id = m.user_id AND t.has_level = 1 "
                             f"JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} AND k.meta_key = m.meta_key "
                             "SET m.meta_value = k.value")
@@ -372,7 +387,15 @@ def apply_batch(conn: Any, network: Network, batch: Batch,
                 cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT t.user_id, k.meta_key, k.value "
                             f"FROM {PENDING} t JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} "
                             "WHERE t.has_level = 0 ORDER BY t.user_id, t.blog_id")
-                outcome.primary_blogs = _assign_primary_blogs(cur, um, blogs)
+                outcome.primary_blogs = _assign_primary_blogs(cur, network, change)
+                # The rows inserted above: this batch's users hold their locks, so every row of
+                # theirs with these keys and a newer id is ours.
+                journal.record_select(
+                    cur, network, change,
+                    f"%s, m.umeta_id, m.user_id, k.blog_id, m.meta_key, NULL, m.meta_value FROM {um} m "
+                    f"JOIN {KEYS} k ON k.meta_key = m.meta_key WHERE m.umeta_id > %s AND m.user_id BETWEEN %s AND %s",
+                    (USERMETA, before, batch.first_user, batch.last_user))
+                outcome.job_id = change.job_id
                 _count_pending(cur, outcome)
                 cur.execute(f"SELECT DISTINCT user_id FROM {PENDING}")
                 outcome.touched_users = {int(r[0]) for r in cur.fetchall()}
@@ -385,14 +408,16 @@ def apply_batch(conn: Any, network: Network, batch: Batch,
             if record is not None:
                 record(cur, outcome)
     for user_id, blog_id in readded:  # a forced manual sync clears the record of what it re-added
-        removals.forget(conn, network, user_id, blog_id)
+        removals.forget(conn, network, user_id, blog_id, change)
         outcome.removals_cleared += 1
     return outcome
 
 
-def _assign_primary_blogs(cur: Any, um: str, blogs: str) -> int:
+def _assign_primary_blogs(cur: Any, network: Network, change: Change) -> int:
     """``add_user_to_blog``: a user whose ``primary_blog`` is empty gets the site it joins,
-    and its ``source_domain``; in WordPress's loop that is the lowest blog id it joins."""
+    and its ``source_domain``; in WordPress's loop that is the lowest blog id it joins.
+    Rows updated in place are journaled here; inserted ones by the caller."""
+    um, blogs = network.tables.usermeta, network.tables.blogs
     cur.execute(f"DELETE FROM {PRIMARY}")
     count = cur.execute(
         f"INSERT INTO {PRIMARY} (user_id, blog_id, primary_rows, source_rows) SELECT t.user_id, MIN(t.blog_id), "
@@ -401,6 +426,13 @@ def _assign_primary_blogs(cur: Any, um: str, blogs: str) -> int:
         "WHERE COALESCE(h.has_primary, 0) = 0 GROUP BY t.user_id")
     if not count:
         return 0
+    new_value = "IF(m.meta_key = 'primary_blog', CAST(p.blog_id AS CHAR), b.domain)"
+    journal.record_select(
+        cur, network, change,
+        f"%s, m.umeta_id, m.user_id, 0, m.meta_key, m.meta_value, {new_value} FROM {um} m "
+        f"JOIN {PRIMARY} p ON p.user_id = m.user_id JOIN {blogs} b ON b.blog_id = p.blog_id "
+        "WHERE m.meta_key IN ('primary_blog', 'source_domain') AND (p.primary_rows = 1 OR p.source_rows = 1) "
+        f"AND NOT (BINARY m.meta_value <=> BINARY {new_value})", (USERMETA,))
     cur.execute(f"UPDATE {um} m JOIN {PRIMARY} p ON p.user_id = m.user_id JOIN {blogs} b ON b.blog_id = p.blog_id "
                 "SET m.meta_value = IF(m.meta_key = 'primary_blog', CAST(p.blog_id AS CHAR), b.domain) "
                 "WHERE m.meta_key IN ('primary_blog', 'source_domain') AND (p.primary_rows = 1 OR p.source_rows = 1)")

@@ -12,7 +12,7 @@ import logging
 import uuid
 from typing import Any
 
-from . import events, jobs, memberships
+from . import events, jobs, journal, memberships
 from .engine import Engine
 
 LEASE = "reconcile"
@@ -50,6 +50,7 @@ def reconcile(engine: Engine) -> dict[str, Any]:
         if not drifted:
             jobs.finish_inline(conn, network, job.id)
         events.prune(conn, network)
+        journal.prune(conn, network, network.config.journal_days)
         log.info("reconcile: %s", {"job": job.id, **findings})
         return {"status": "queued" if drifted else "in_sync", "job_id": job.id, **findings}
     finally:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import phpserial
+from . import journal, phpserial
 from .db import named_locks, transaction
-from .schema import REMOVED_META_KEY, Network, update_meta
+from .journal import Change
+from .schema import REMOVED_META_KEY, Network
 
 
 def _blog_ids(raw: str | None) -> list[int]:
@@ -46,31 +47,31 @@ def removed_blogs(cur: Any, network: Network, user_id: int) -> list[int]:
     return sorted(b for _, b in removed_pairs(cur, network, user_id, user_id))
 
 
-def _store(cur: Any, network: Network, user_id: int, blog_ids: list[int]) -> None:
-    """``update_user_meta`` / ``delete_user_meta`` of the record, as the plugin does."""
-    table = network.tables.usermeta
+def _store(cur: Any, network: Network, user_id: int, blog_ids: list[int], change: Change | None) -> None:
+    """``update_user_meta`` / ``delete_user_meta`` of the record, as the plugin does; journaled,
+    so undoing an unsync also forgets that the user was removed."""
     if blog_ids:
-        update_meta(cur, table, "user_id", user_id, REMOVED_META_KEY, phpserial.dumps(blog_ids))
+        journal.update_meta(cur, network, change, user_id, 0, REMOVED_META_KEY, phpserial.dumps(blog_ids))
     else:
-        cur.execute(f"DELETE FROM {table} WHERE user_id = %s AND meta_key = %s", (user_id, REMOVED_META_KEY))
+        journal.delete_meta(cur, network, change, user_id, {REMOVED_META_KEY: 0})
 
 
 def change(conn: Any, network: Network, user_id: int, add: set[int] = frozenset(),
-           remove: set[int] = frozenset()) -> list[int]:
+           remove: set[int] = frozenset(), by: Change | None = None) -> list[int]:
     """Add and/or drop blog ids in one user's record, under that user's lock; returns the record."""
     with named_locks(conn, network.config, [f"removed:{user_id}"]), transaction(conn) as cur:
         before = removed_blogs(cur, network, user_id)
         after = [b for b in before if b not in remove] + sorted(set(add) - set(before))
         if after != before:
-            _store(cur, network, user_id, after)
+            _store(cur, network, user_id, after, by)
         return after
 
 
-def record(conn: Any, network: Network, user_id: int, blog_id: int) -> list[int]:
+def record(conn: Any, network: Network, user_id: int, blog_id: int, by: Change | None = None) -> list[int]:
     """The user was removed from the site on purpose: remember it."""
-    return change(conn, network, user_id, add={blog_id})
+    return change(conn, network, user_id, add={blog_id}, by=by)
 
 
-def forget(conn: Any, network: Network, user_id: int, blog_id: int) -> list[int]:
+def forget(conn: Any, network: Network, user_id: int, blog_id: int, by: Change | None = None) -> list[int]:
     """The user was added back by hand (or by a forced manual sync): forget the removal."""
-    return change(conn, network, user_id, remove={blog_id})
+    return change(conn, network, user_id, remove={blog_id}, by=by)

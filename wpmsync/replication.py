@@ -11,18 +11,20 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from . import phpserial
+from . import journal, phpserial
 from .db import named_locks, transaction, user_locks
 from .errors import InputError
+from .journal import Change
 from .memberships import Outcome
 from .options import Options
 from .roles import SiteRoles, caps_value, load_site_roles
-from .schema import Network, parse_role, update_meta
+from .schema import Network, parse_role
 
 
 def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_blog: Any,
-                   actor: Any = None, *, dry_run: bool = False) -> Outcome:
-    """Set ``role`` on every other live site where the user is a member, as ``set_role`` would."""
+                   actor: Any = None, *, dry_run: bool = False, change: Change | None = None) -> Outcome:
+    """Set ``role`` on every other live site where the user is a member, as ``set_role`` would;
+    journaled under ``change``."""
     outcome = Outcome(dry_run=dry_run)
     user = network.require_user(conn, user_id)
     source = network.require_site(from_blog)
@@ -74,13 +76,15 @@ def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_bl
     with named_locks(conn, network.config, user_locks(user.user_id, user.user_id)), transaction(conn) as cur:
         caps_rows = _caps_of(cur, network, user.user_id, set(targets))  # re-read under the locks
         plans = plan(caps_rows, sorted(caps_rows))
-        um = tables.usermeta
+        change = change or Change.new("role_sync")
         for blog_id, (new_caps, level, roles_value) in plans.items():
             if roles_value is not None:  # add_role(): the definition copied from the source site
-                cur.execute(f"UPDATE {tables.options(blog_id)} SET option_value = %s WHERE option_name = %s",
-                            (roles_value, tables.roles_option(blog_id)))
-            update_meta(cur, um, "user_id", user.user_id, tables.cap_key(blog_id), caps_value(new_caps))
-            update_meta(cur, um, "user_id", user.user_id, tables.level_key(blog_id), str(level))
+                journal.update_option(cur, network, change, blog_id, tables.roles_option(blog_id), roles_value)
+                outcome.touched_roles.add(blog_id)
+            journal.update_meta(cur, network, change, user.user_id, blog_id, tables.cap_key(blog_id),
+                                caps_value(new_caps))
+            journal.update_meta(cur, network, change, user.user_id, blog_id, tables.level_key(blog_id), str(level))
+            outcome.job_id = change.job_id
             _count(outcome, blog_id, user.user_id)
             outcome.touched_users.add(user.user_id)
             outcome.touched_sites.add(blog_id)

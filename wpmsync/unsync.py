@@ -12,23 +12,26 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from . import removals
+from . import journal, removals
 from .db import named_locks, transaction, user_locks
 from .errors import InputError
+from .journal import Change
 from .memberships import Outcome
-from .schema import Network, Site, update_meta
+from .schema import Network, Site
 
 
 def remove_users(conn: Any, network: Network, user_ids: Iterable[Any], blog_ids: Iterable[Any], *,
-                 dry_run: bool = False) -> Outcome:
+                 dry_run: bool = False, change: Change | None = None) -> Outcome:
     """Remove each user from each site where it is a member. Every id is validated before any
-    write; each user's removals are one transaction."""
+    write; each user's removals are one transaction, journaled under ``change`` (so an unsync of
+    the wrong site can be undone)."""
     found = {user.user_id: user for user in (network.require_user(conn, u) for u in user_ids or ())}
     users = sorted(found)
     sites = sorted({network.require_site(b).blog_id for b in blog_ids or ()})
     if not users or not sites:
         raise InputError("give at least one user and one site to remove")
     outcome = Outcome(dry_run=dry_run)
+    change = change or Change.new("unsync")
     tables = network.tables
     all_sites = {**network.sites, **network.other_sites}
     live_anywhere = sorted(b for b, s in all_sites.items() if s.live)
@@ -54,13 +57,13 @@ def remove_users(conn: Any, network: Network, user_ids: Iterable[Any], blog_ids:
             outcome.touched_sites |= set(doomed)
             if dry_run:
                 continue
-            keys = [k for b in doomed for k in (tables.cap_key(b), tables.level_key(b))]
-            cur.execute(f"DELETE FROM {tables.usermeta} WHERE user_id = %s AND meta_key IN "
-                        f"({', '.join(['%s'] * len(keys))})", (user_id, *keys))
-            _move_primary_blog(cur, network, user_id, doomed,
+            keys = {k: b for b in doomed for k in (tables.cap_key(b), tables.level_key(b))}
+            journal.delete_meta(cur, network, change, user_id, keys)
+            _move_primary_blog(cur, network, change, user_id, doomed,
                                [all_sites[b] for b in live_anywhere if b in member_of and b not in doomed])
+            outcome.job_id = change.job_id
         if not dry_run:
-            removals.change(conn, network, user_id, add=set(doomed))
+            removals.change(conn, network, user_id, add=set(doomed), by=change)
     return outcome
 
 
@@ -85,7 +88,7 @@ def _member_of(cur: Any, network: Network, user_id: int, blog_ids: list[int]) ->
     return {keys[k] for (k,) in cur.fetchall()}
 
 
-def _move_primary_blog(cur: Any, network: Network, user_id: int, doomed: list[int],
+def _move_primary_blog(cur: Any, network: Network, change: Change, user_id: int, doomed: list[int],
                        remaining_live: list[Site]) -> None:
     """What the sequence of ``remove_user_from_blog`` calls leaves in primary_blog / source_domain."""
     um = network.tables.usermeta
@@ -98,5 +101,5 @@ def _move_primary_blog(cur: Any, network: Network, user_id: int, doomed: list[in
         return
     new_id = str(remaining_live[0].blog_id) if remaining_live else ""
     new_domain = remaining_live[0].domain if remaining_live else ""
-    update_meta(cur, um, "user_id", user_id, "primary_blog", new_id)
-    update_meta(cur, um, "user_id", user_id, "source_domain", new_domain)
+    journal.update_meta(cur, network, change, user_id, 0, "primary_blog", new_id)
+    journal.update_meta(cur, network, change, user_id, 0, "source_domain", new_domain)

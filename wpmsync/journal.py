@@ -1,0 +1,415 @@
+"""The undo journal: every row the sync adds, changes or removes, so any change can be undone.
+
+Each write operation (a hook, a manual action, a queued job, an undo) is one *change*, named by
+a 32-character id: a queued job's id, or a fresh one for inline work (answers carry it as
+``job_id``). Per changed row the journal keeps which table and row (``umeta_id`` / ``option_id``),
+whose and which site's it is, the old value (NULL: the row did not exist) and the new value
+(NULL: the row was removed). Journal rows are written in the same transaction as the rows they
+describe, set-based where the write is set-based (a batch journals its inserts with one
+``INSERT … SELECT``), so the journal is never out of step with the data.
+
+``undo`` puts back the exact previous rows: a row we added is deleted, a row we changed gets its
+old value back, a row we removed is inserted again with its old ``umeta_id``. It only touches a
+row whose current value is still what the change left; when someone changed a membership since
+(WordPress, a person, a later sync), that membership's rows are left alone and reported as a
+conflict, so undo never overwrites newer work. Undo is itself a journaled change, so it can be
+undone too; running it again restores only what is left.
+
+Tables of our own: ``{prefix}wpmsync_changes`` (one row per change: trigger, times, undone by)
+and ``{prefix}wpmsync_journal`` (one row per changed row). ``prune`` drops what is older than
+``WPMSYNC_JOURNAL_DAYS`` (the timer calls it).
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .db import LOCK_BUCKET, named_locks, transaction, user_locks
+from .errors import Conflict, InputError, NotFound
+from .schema import Network
+
+JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+USERMETA, OPTIONS = "usermeta", "options"
+UNDO, BAD = "wpmsync_undo", "wpmsync_undo_bad"  # TEMPORARY tables of an undo
+SAMPLE = 50
+_READY: set[tuple[str, str, str]] = set()
+
+DDL = [
+    """CREATE TABLE IF NOT EXISTS {changes} (
+        job_id CHAR(32) NOT NULL PRIMARY KEY,
+        network_id BIGINT NOT NULL,
+        trigger_info VARCHAR(255) NOT NULL,
+        undo_of CHAR(32) NULL,
+        created_at DATETIME(6) NOT NULL,
+        undone_by CHAR(32) NULL,
+        undone_at DATETIME(6) NULL,
+        KEY network_created (network_id, created_at)
+    ) DEFAULT CHARSET=utf8mb4""",
+    """CREATE TABLE IF NOT EXISTS {journal} (
+        id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        job_id CHAR(32) NOT NULL,
+        tbl VARCHAR(16) NOT NULL,
+        row_id BIGINT UNSIGNED NOT NULL,
+        user_id BIGINT UNSIGNED NOT NULL,
+        blog_id BIGINT NOT NULL,
+        meta_key VARCHAR(255) COLLATE {collation} NOT NULL,
+        old_value LONGTEXT NULL,
+        new_value LONGTEXT NULL,
+        created_at DATETIME(6) NOT NULL,
+        undone_by CHAR(32) NULL,
+        KEY job_user (job_id, user_id),
+        KEY job_row (job_id, tbl, row_id),
+        KEY created (created_at)
+    ) DEFAULT CHARSET=utf8mb4""",
+]
+
+
+@dataclass(frozen=True)
+class Change:
+    """Who writes: the id undo will know this change by, and what triggered it."""
+
+    job_id: str
+    trigger: str
+    undo_of: str | None = None
+
+    @classmethod
+    def new(cls, trigger: str, undo_of: str | None = None) -> "Change":
+        return cls(uuid.uuid4().hex, trigger[:255], undo_of)
+
+
+def ensure_tables(conn: Any, network: Network) -> None:
+    key = (network.config.db_host, network.config.db_name, network.tables.prefix)
+    if key in _READY:
+        return
+    with conn.cursor() as cur:
+        for ddl in DDL:
+            cur.execute(ddl.format(changes=_changes(network), journal=_journal(network),
+                                   collation=network.meta_key_collation))
+    _READY.add(key)
+
+
+def forget_tables() -> None:
+    _READY.clear()
+
+
+def _changes(network: Network) -> str:
+    return network.tables.own_table("changes")
+
+
+def _journal(network: Network) -> str:
+    return network.tables.own_table("journal")
+
+
+# ---------------------------------------------------------------- writing the journal
+
+def open_change(cur: Any, network: Network, change: Change) -> None:
+    """Register the change (once; later calls are no-ops). Runs inside the writer's transaction,
+    so a change with no committed rows leaves no trace. A queued job registers at creation, so
+    its parallel batches only read this row and never wait on each other."""
+    cur.execute(f"INSERT IGNORE INTO {_changes(network)} (job_id, network_id, trigger_info, undo_of, created_at) "
+                "VALUES (%s, %s, %s, %s, NOW(6))",
+                (change.job_id, network.config.network_id, change.trigger, change.undo_of))
+
+
+def record_select(cur: Any, network: Network, change: Change, select: str, params: Iterable[Any] = ()) -> int:
+    """Journal the rows a SELECT names, set-based. ``select`` is the part after ``SELECT`` and
+    yields: tbl, row_id, user_id, blog_id, meta_key, old_value, new_value."""
+    open_change(cur, network, change)
+    return cur.execute(
+        f"INSERT INTO {_journal(network)} (job_id, created_at, tbl, row_id, user_id, blog_id, meta_key, "
+        f"old_value, new_value) SELECT %s, NOW(6), {select}", (change.job_id, *params))
+
+
+def _record_rows(cur: Any, network: Network, change: Change, rows: list[tuple]) -> None:
+    """Journal rows known in Python: (tbl, row_id, user_id, blog_id, meta_key, old, new)."""
+    if not rows:
+        return
+    open_change(cur, network, change)
+    cur.execute(
+        f"INSERT INTO {_journal(network)} (job_id, created_at, tbl, row_id, user_id, blog_id, meta_key, "
+        "old_value, new_value) VALUES " + ", ".join(["(%s, NOW(6), %s, %s, %s, %s, %s, %s, %s)"] * len(rows)),
+        [x for row in rows for x in (change.job_id, *row)])
+
+
+def update_meta(cur: Any, network: Network, change: Change | None, user_id: int, blog_id: int,
+                key: str, value: str) -> None:
+    """``update_user_meta``, journaled: every row of the key gets ``value`` (a row whose value
+    was already that is left as it is), or one row is added when there is none."""
+    um = network.tables.usermeta
+    cur.execute(f"SELECT umeta_id, meta_value FROM {um} WHERE user_id = %s AND meta_key = %s "
+                "ORDER BY umeta_id FOR UPDATE", (user_id, key))
+    rows = cur.fetchall()
+    if rows:
+        changed = [(int(row_id), old) for row_id, old in rows if old != value]
+        if changed:
+            cur.execute(f"UPDATE {um} SET meta_value = %s WHERE umeta_id IN ({', '.join(['%s'] * len(changed))})",
+                        (value, *[r for r, _ in changed]))
+        journaled = [(USERMETA, r, user_id, blog_id, key, old, value) for r, old in changed]
+    else:
+        cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) VALUES (%s, %s, %s)",
+                    (user_id, key, value))
+        journaled = [(USERMETA, cur.lastrowid, user_id, blog_id, key, None, value)]
+    if change is not None:
+        _record_rows(cur, network, change, journaled)
+
+
+def delete_meta(cur: Any, network: Network, change: Change | None, user_id: int,
+                keys: dict[str, int]) -> int:
+    """``delete_user_meta`` of these keys (meta_key → blog id it belongs to), journaled."""
+    if not keys:
+        return 0
+    um = network.tables.usermeta
+    cur.execute(f"SELECT umeta_id, meta_key, meta_value FROM {um} WHERE user_id = %s AND meta_key IN "
+                f"({', '.join(['%s'] * len(keys))}) ORDER BY umeta_id FOR UPDATE", (user_id, *keys))
+    rows = cur.fetchall()
+    if not rows:
+        return 0
+    if change is not None:
+        _record_rows(cur, network, change, [(USERMETA, int(r), user_id, keys.get(k, 0), k, v, None)
+                                            for r, k, v in rows])
+    return cur.execute(f"DELETE FROM {um} WHERE umeta_id IN ({', '.join(['%s'] * len(rows))})",
+                       [int(r[0]) for r in rows])
+
+
+def update_option(cur: Any, network: Network, change: Change | None, blog_id: int, name: str,
+                  value: str) -> None:
+    """``update_option`` on one site's options table, journaled (the role definitions)."""
+    table = network.tables.options(blog_id)
+    cur.execute(f"SELECT option_id, option_value FROM {table} WHERE option_name = %s FOR UPDATE", (name,))
+    row = cur.fetchone()
+    if row is None:
+        raise NotFound(f"site {blog_id} has no option {name!r}")
+    if row[1] == value:
+        return
+    cur.execute(f"UPDATE {table} SET option_value = %s WHERE option_id = %s", (value, row[0]))
+    if change is not None:
+        _record_rows(cur, network, change, [(OPTIONS, int(row[0]), 0, blog_id, name, row[1], value)])
+
+
+# ---------------------------------------------------------------- reading it
+
+def parse_job_id(value: Any) -> str:
+    if not isinstance(value, str) or not JOB_ID_RE.match(value.strip().lower()):
+        raise InputError("job_id must be the 32-character id an answer or the journal gave")
+    return value.strip().lower()
+
+
+def recent(conn: Any, network: Network, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest changes with rows, newest first: id, trigger, rows, undone by."""
+    ensure_tables(conn, network)
+    if not 1 <= int(limit) <= 500:
+        raise InputError("limit must be between 1 and 500")
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT c.job_id, c.trigger_info, c.created_at, c.undone_by, c.undone_at, c.undo_of, "
+            f"(SELECT COUNT(*) FROM {_journal(network)} j WHERE j.job_id = c.job_id) AS rows_ "
+            f"FROM {_changes(network)} c WHERE c.network_id = %s ORDER BY c.created_at DESC LIMIT %s",
+            (network.config.network_id, int(limit)))
+        rows = cur.fetchall()
+    return [{"job_id": j, "trigger": t, "created_at": _iso(c), "undone_by": u, "undone_at": _iso(ua),
+             "undo_of": of, "rows": int(n)} for j, t, c, u, ua, of, n in rows]
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() + "Z" if value is not None else None
+
+
+def prune(conn: Any, network: Network, days: int, chunk: int = 10_000) -> int:
+    """Forget changes older than ``days`` (chunked deletes: no long lock on a big journal)."""
+    ensure_tables(conn, network)
+    removed = 0
+    with conn.cursor() as cur:
+        while True:
+            n = cur.execute(f"DELETE FROM {_journal(network)} WHERE created_at < NOW(6) - INTERVAL %s DAY "
+                            "LIMIT %s", (days, chunk))
+            removed += n
+            if n < chunk:
+                break
+        cur.execute(f"DELETE c FROM {_changes(network)} c WHERE c.created_at < NOW(6) - INTERVAL %s DAY "
+                    f"AND NOT EXISTS (SELECT 1 FROM {_journal(network)} j WHERE j.job_id = c.job_id)", (days,))
+    return removed
+
+
+# ---------------------------------------------------------------- undo
+
+@dataclass
+class UndoOutcome:
+    """What an undo did (or, dry run, would do)."""
+
+    job_id: str | None
+    undo_of: str
+    dry_run: bool = False
+    restored: int = 0
+    conflicts: int = 0
+    sites: dict[int, dict[str, int]] = field(default_factory=dict)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    touched_users: set[int] = field(default_factory=set, repr=False)
+    touched_sites: set[int] = field(default_factory=set, repr=False)
+    touched_roles: set[int] = field(default_factory=set, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "undo_of": self.undo_of, "dry_run": self.dry_run,
+                "restored": self.restored, "conflicts": self.conflicts,
+                "sites": {str(b): v for b, v in sorted(self.sites.items())}, "skipped": self.skipped}
+
+
+def undo(conn: Any, network: Network, job_id: Any, *, dry_run: bool = False,
+         trigger: str = "undo", rows_per_chunk: int = 50_000) -> UndoOutcome:
+    """Put back the rows change ``job_id`` wrote, user-id range by user-id range, each range in
+    one transaction under the lock of its users' buckets (the locks every sync takes)."""
+    job_id = parse_job_id(job_id)
+    ensure_tables(conn, network)
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT job_id FROM {_changes(network)} WHERE job_id = %s AND network_id = %s",
+                    (job_id, network.config.network_id))
+        if cur.fetchone() is None:
+            raise NotFound(f"no journaled change {job_id}: it wrote nothing, or the journal was pruned")
+    _refuse_running(conn, network, job_id)
+    change = None if dry_run else Change.new(f"{trigger} {job_id}", undo_of=job_id)
+    outcome = UndoOutcome(job_id=change.job_id if change else None, undo_of=job_id, dry_run=dry_run)
+    for lo, hi in _ranges(conn, network, job_id, rows_per_chunk):
+        with named_locks(conn, network.config, user_locks(lo, hi)), transaction(conn) as cur:
+            _undo_range(cur, network, job_id, lo, hi, change, outcome)
+            if dry_run:
+                conn.rollback()  # nothing of a preview stays (only temporary tables were written)
+    if change is not None:
+        with conn.cursor() as cur:
+            cur.execute(f"UPDATE {_changes(network)} SET undone_by = %s, undone_at = NOW(6) WHERE job_id = %s",
+                        (change.job_id, job_id))
+        if not outcome.restored:
+            outcome.job_id = None  # nothing was written: there is nothing to undo in turn
+    return outcome
+
+
+def _refuse_running(conn: Any, network: Network, job_id: str) -> None:
+    from . import jobs  # jobs imports memberships, which imports this module
+
+    if any(other == job_id for other, _ in jobs.active_jobs(conn, network)):
+        raise Conflict(f"job {job_id} is still running; undo it once it has finished")
+
+
+def _ranges(conn: Any, network: Network, job_id: str, per_chunk: int) -> list[tuple[int, int]]:
+    """User-id ranges over the change's rows not undone yet, cut on lock-bucket boundaries."""
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT FLOOR(user_id / %s) AS bucket, COUNT(*) FROM {_journal(network)} "
+                    "WHERE job_id = %s AND undone_by IS NULL GROUP BY bucket ORDER BY bucket",
+                    (LOCK_BUCKET, job_id))
+        buckets = [(int(b), int(n)) for b, n in cur.fetchall()]
+    ranges: list[tuple[int, int]] = []
+    start = count = 0
+    for i, (bucket, rows) in enumerate(buckets):
+        if i == 0 or count >= per_chunk:
+            if i:
+                ranges.append((start * LOCK_BUCKET, buckets[i - 1][0] * LOCK_BUCKET + LOCK_BUCKET - 1))
+            start, count = bucket, 0
+        count += rows
+    if buckets:
+        ranges.append((start * LOCK_BUCKET, buckets[-1][0] * LOCK_BUCKET + LOCK_BUCKET - 1))
+    return ranges
+
+
+def _undo_range(cur: Any, network: Network, job_id: str, lo: int, hi: int, change: Change | None,
+                outcome: UndoOutcome) -> None:
+    """One range: load the change's rows (first old value, last new value per row), mark the
+    memberships that changed since, put the rest back, journal it. About a dozen statements,
+    whatever the number of rows."""
+    um, users, journal = network.tables.usermeta, network.tables.users, _journal(network)
+    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {UNDO} (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, "
+                "tbl VARCHAR(16) NOT NULL, row_id BIGINT UNSIGNED NOT NULL, user_id BIGINT UNSIGNED NOT NULL, "
+                f"blog_id BIGINT NOT NULL, meta_key VARCHAR(255) COLLATE {network.meta_key_collation} NOT NULL, "
+                "old_value LONGTEXT NULL, new_value LONGTEXT NULL, ok TINYINT NOT NULL DEFAULT 1, reason VARCHAR(120) NULL, "
+                "KEY row_ (tbl, row_id), KEY owner (user_id, blog_id)) DEFAULT CHARSET=utf8mb4")
+    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {BAD} (user_id BIGINT UNSIGNED NOT NULL, "
+                "blog_id BIGINT NOT NULL, PRIMARY KEY (user_id, blog_id))")
+    cur.execute(f"DELETE FROM {UNDO}")
+    cur.execute(f"DELETE FROM {BAD}")
+    # One entry per row (options rows of different sites can share an id: the site is part of
+    # the name), with the value before the change's first write to it.
+    cur.execute(
+        f"INSERT INTO {UNDO} (id, tbl, row_id, user_id, blog_id, meta_key, old_value, new_value) "
+        f"SELECT j.id, j.tbl, j.row_id, j.user_id, j.blog_id, j.meta_key, j.old_value, j.new_value FROM {journal} j "
+        f"JOIN (SELECT MIN(id) AS id FROM {journal} WHERE job_id = %s AND undone_by IS NULL "
+        "AND user_id BETWEEN %s AND %s GROUP BY tbl, blog_id, row_id) first ON first.id = j.id",
+        (job_id, lo, hi))
+    # ... and the value after its last write (a row written twice by one change).
+    cur.execute(
+        f"UPDATE {UNDO} u JOIN {journal} j ON j.id = (SELECT MAX(j2.id) FROM {journal} j2 WHERE j2.job_id = %s "
+        "AND j2.tbl = u.tbl AND j2.row_id = u.row_id AND j2.blog_id = u.blog_id AND j2.undone_by IS NULL) "
+        "SET u.new_value = j.new_value "
+        "WHERE j.id <> u.id", (job_id,))
+    # Conflicts: a row we added or changed no longer holds what we wrote...
+    cur.execute(
+        f"UPDATE {UNDO} u LEFT JOIN {um} m ON m.umeta_id = u.row_id SET u.ok = 0, "
+        "u.reason = 'changed since this change' WHERE u.tbl = %s AND u.new_value IS NOT NULL AND "
+        "(m.umeta_id IS NULL OR m.user_id <> u.user_id OR BINARY m.meta_key <> BINARY u.meta_key "
+        "OR NOT (BINARY m.meta_value <=> BINARY u.new_value))", (USERMETA,))
+    # ... a row we removed has come back (another row of the key, or its id taken), or its user is gone.
+    cur.execute(
+        f"UPDATE {UNDO} u JOIN {um} m ON m.user_id = u.user_id AND m.meta_key = u.meta_key SET u.ok = 0, "
+        "u.reason = 'added again since this change' WHERE u.tbl = %s AND u.new_value IS NULL "
+        "AND u.old_value IS NOT NULL", (USERMETA,))
+    cur.execute(
+        f"UPDATE {UNDO} u JOIN {um} m ON m.umeta_id = u.row_id SET u.ok = 0, "
+        "u.reason = 'added again since this change' WHERE u.tbl = %s AND u.new_value IS NULL "
+        "AND u.old_value IS NOT NULL", (USERMETA,))
+    cur.execute(
+        f"UPDATE {UNDO} u LEFT JOIN {users} x ON x.ID = u.user_id SET u.ok = 0, u.reason = 'user deleted since' "
+        "WHERE u.tbl = %s AND x.ID IS NULL AND u.old_value IS NOT NULL", (USERMETA,))
+    cur.execute(f"SELECT DISTINCT blog_id FROM {UNDO} WHERE tbl = %s", (OPTIONS,))
+    option_blogs = sorted(int(r[0]) for r in cur.fetchall())
+    for blog_id in option_blogs:
+        cur.execute(
+            f"UPDATE {UNDO} u LEFT JOIN {network.tables.options(blog_id)} o ON o.option_id = u.row_id "
+            "SET u.ok = 0, u.reason = 'changed since this change' WHERE u.tbl = %s AND u.blog_id = %s AND "
+            "(o.option_id IS NULL OR u.new_value IS NULL OR u.old_value IS NULL "
+            "OR NOT (BINARY o.option_value <=> BINARY u.new_value))", (OPTIONS, blog_id))
+    # A membership is its rows together: one conflicting row keeps all of them as they are.
+    cur.execute(f"INSERT IGNORE INTO {BAD} SELECT user_id, blog_id FROM {UNDO} WHERE ok = 0")
+    cur.execute(f"UPDATE {UNDO} u JOIN {BAD} b ON b.user_id = u.user_id AND b.blog_id = u.blog_id "
+                "SET u.ok = 0, u.reason = COALESCE(u.reason, 'another row of this membership changed since')")
+    _count(cur, outcome)
+    if change is None:
+        return
+    record_select(cur, network, change, f"tbl, row_id, user_id, blog_id, meta_key, new_value, old_value FROM {UNDO} "
+                  "WHERE ok = 1 AND NOT (old_value IS NULL AND new_value IS NULL)")
+    cur.execute(f"DELETE m FROM {um} m JOIN {UNDO} u ON m.umeta_id = u.row_id WHERE u.tbl = %s AND u.ok = 1 "
+                "AND u.old_value IS NULL AND u.new_value IS NOT NULL", (USERMETA,))
+    cur.execute(f"UPDATE {um} m JOIN {UNDO} u ON m.umeta_id = u.row_id SET m.meta_value = u.old_value "
+                "WHERE u.tbl = %s AND u.ok = 1 AND u.old_value IS NOT NULL AND u.new_value IS NOT NULL", (USERMETA,))
+    cur.execute(f"INSERT INTO {um} (umeta_id, user_id, meta_key, meta_value) SELECT row_id, user_id, meta_key, "
+                f"old_value FROM {UNDO} WHERE tbl = %s AND ok = 1 AND new_value IS NULL AND old_value IS NOT NULL "
+                "ORDER BY row_id", (USERMETA,))
+    for blog_id in option_blogs:
+        cur.execute(f"UPDATE {network.tables.options(blog_id)} o JOIN {UNDO} u ON o.option_id = u.row_id "
+                    "SET o.option_value = u.old_value WHERE u.tbl = %s AND u.blog_id = %s AND u.ok = 1",
+                    (OPTIONS, blog_id))
+    cur.execute(f"UPDATE {journal} j JOIN {UNDO} u ON j.tbl = u.tbl AND j.row_id = u.row_id AND j.blog_id = u.blog_id "
+                "SET j.undone_by = %s WHERE j.job_id = %s AND j.undone_by IS NULL AND u.ok = 1",
+                (change.job_id, job_id))
+
+
+def _count(cur: Any, outcome: UndoOutcome) -> None:
+    cur.execute(f"SELECT tbl, blog_id, user_id, ok, COUNT(*) FROM {UNDO} "
+                "WHERE NOT (old_value IS NULL AND new_value IS NULL) GROUP BY tbl, blog_id, user_id, ok")
+    for tbl, blog_id, user_id, ok, n in cur.fetchall():
+        blog_id, user_id, n = int(blog_id), int(user_id), int(n)
+        if not ok:
+            outcome.conflicts += n
+            continue
+        outcome.restored += n
+        entry = outcome.sites.setdefault(blog_id, {"rows_restored": 0})
+        entry["rows_restored"] += n
+        if tbl == OPTIONS:
+            outcome.touched_roles.add(blog_id)
+        else:
+            outcome.touched_users.add(user_id)
+        if blog_id:
+            outcome.touched_sites.add(blog_id)
+    room = SAMPLE - len(outcome.skipped)
+    if room > 0:
+        cur.execute(f"SELECT user_id, blog_id, MIN(reason) FROM {UNDO} WHERE ok = 0 GROUP BY user_id, blog_id "
+                    "ORDER BY user_id, blog_id LIMIT %s", (room,))
+        outcome.skipped += [{"user_id": int(u) or None, "blog_id": int(b) or None, "reason": r}
+                            for u, b, r in cur.fetchall()]
