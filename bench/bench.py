@@ -147,6 +147,7 @@ class EngineRun:
     batch_seconds: list[float] = field(default_factory=list)
     peak_bytes: int | None = None
     base_bytes: int | None = None
+    job_id: str | None = None
 
 
 def run_engine(db_name: str, batch_size: int | None, *, trace_memory: bool = False) -> EngineRun:
@@ -181,9 +182,36 @@ def run_engine(db_name: str, batch_size: int | None, *, trace_memory: bool = Fal
             tracemalloc.stop()
         q2 = questions(engine.conn)
         return EngineRun(seconds, outcome.added, outcome.primary_blogs, q2 - q1 - show_cost,
-                         len(batch_times), batch_times, peak, base)
+                         len(batch_times), batch_times, peak, base, outcome.job_id)
     finally:
         engine.close()
+
+
+def usermeta_fingerprint(db_name: str) -> tuple[int, int]:
+    """(rows, checksum) of the whole usermeta table, umeta_id included."""
+    conn = fx_connect(db_name)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('|', umeta_id, user_id, meta_key, "
+                        f"meta_value))), 0) FROM {PREFIX}usermeta")
+            rows, crc = cur.fetchone()
+            return int(rows), int(crc)
+    finally:
+        conn.close()
+
+
+def run_undo(db_name: str, batch_size: int | None) -> tuple[float, int, bool]:
+    """Sync, then undo the sync: (undo seconds, rows restored, usermeta back exactly as before)."""
+    before = usermeta_fingerprint(db_name)
+    synced = run_engine(db_name, batch_size)
+    engine = Engine(config_for(db_name, batch_size))
+    try:
+        start = time.perf_counter()
+        result = engine.undo(synced.job_id)
+        seconds = time.perf_counter() - start
+    finally:
+        engine.close()
+    return seconds, result.restored, usermeta_fingerprint(db_name) == before
 
 
 def plan_in_sync(db_name: str, batch_size: int | None) -> tuple[float, int, int]:
@@ -431,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         net = build(dbs, "src", args.sites, args.users)
         src = net.wp.db_name
-        copies = {k: dbs.name(k) for k in ("engine", "engine_mem", "wp", "sql")}
+        copies = {k: dbs.name(k) for k in ("engine", "engine_mem", "wp", "sql", "undo")}
         for i in range(2, args.repeat + 1):
             copies[f"engine{i}"] = dbs.name(f"engine{i}")
             copies[f"sql{i}"] = dbs.name(f"sql{i}")
@@ -452,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         sql = sorted(sql_runs, key=lambda r: r.seconds)[(len(sql_runs) - 1) // 2]
         in_sync = timed("(d) plan on the synced network",
                         lambda: plan_in_sync(copies["engine"], batch_size))
+        undo = timed("(e) undo of a sync", lambda: run_undo(copies["undo"], batch_size))
         mem = timed("(a') engine with tracemalloc",
                     lambda: run_engine(copies["engine_mem"], batch_size, trace_memory=True))
         wp_blogs = net.site_ids[:args.wp_sites]
@@ -524,6 +553,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{sql.level_rows}, primary_blog {sql.primary_rows}, source_domain {sql.source_rows})")
         print(f"(d) in sync     : plan of the synced network (what the timer checks) in {in_sync[0]:.3f} s, "
               f"{in_sync[1]} SQL statements, {in_sync[2]} memberships missing")
+        print(f"(e) undo        : {undo[1]:6d} journal rows restored in {undo[0]:8.3f} s = {rate(undo[1], undo[0]):10.0f} /s"
+              f"  (undo of a sync-all on its own copy; usermeta back exactly, ids included: "
+              f"{'OK' if undo[2] else 'MISMATCH'})")
         print()
         if vs_wp is not None:
             print(f"engine / WP loop  : {vs_wp:8.1f}x  (target >= {TARGET_VS_WP:.0f}x)  {ok(vs_wp >= TARGET_VS_WP)}")
@@ -550,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in profile:
             print(line)
 
-        failed = (sql_diff != 0 or (wp_diff or 0) != 0 or mem_diff != 0 or duplicates != 0
+        failed = (not undo[2] or sql_diff != 0 or (wp_diff or 0) != 0 or mem_diff != 0 or duplicates != 0
                   or vs_sql < TARGET_VS_SQL or (vs_wp is not None and vs_wp < TARGET_VS_WP))
         return 1 if (args.strict and failed) else 0
     finally:

@@ -79,3 +79,40 @@ def test_statement_count_does_not_grow_with_users(templates):
     (few, added_few), (many, added_many) = counts
     assert added_many == added_few + 40 * 6  # 6 live sites each take the 40 new users
     assert many == few
+
+
+def _undo_worker(db: str, prefix: str, op: str, job_id: str, barrier: Any, errors: Any) -> None:
+    try:
+        config = Config.from_env({}, db_name=db, table_prefix=prefix, batch_size=1)
+        with Engine(config) as engine:
+            barrier.wait(timeout=60)
+            engine.undo(job_id) if op == "undo" else engine.sync_sites(None)
+    except BaseException as exc:
+        errors.put(f"{op}: {exc!r}")
+
+
+def test_undo_racing_syncs_and_itself_leaves_whole_memberships_and_no_duplicates(net, monkeypatch):
+    """Two undos of one sync and two new syncs at once: every membership ends whole or absent
+    (never a caps row without its user_level), no row twice, each journal row undone once."""
+    monkeypatch.setattr(db, "LOCK_BUCKET", 1)  # many small ranges, so the processes interleave
+    with net.engine(batch_size=1) as engine:
+        job_id = engine.sync_sites(None).job_id
+    ctx = multiprocessing.get_context("fork")
+    work = ["undo", "sync", "undo", "sync"]
+    barrier, errors = ctx.Barrier(len(work)), ctx.Queue()
+    procs = [ctx.Process(target=_undo_worker, args=(net.db, net.prefix, op, job_id, barrier, errors))
+             for op in work]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert errors.empty(), errors.get()
+    assert net.duplicates() == []
+    keys = net.query("SELECT user_id, meta_key FROM {p}usermeta WHERE meta_key LIKE 'wp\\_%%capabilities' "
+                     "OR meta_key LIKE 'wp\\_%%user\\_level'")
+    caps = {(u, k[: -len("capabilities")]) for u, k in keys if k.endswith("capabilities")}
+    levels = {(u, k[: -len("user_level")]) for u, k in keys if k.endswith("user_level")}
+    assert caps == levels
+    undone = net.query("SELECT undone_by, COUNT(*) FROM {p}wpmsync_journal WHERE job_id = %s GROUP BY undone_by",
+                       (job_id,))
+    assert None not in dict(undone)  # every row of the sync was undone, by one undo or the other
