@@ -156,10 +156,10 @@ def run_engine(db_name: str, batch_size: int | None, *, trace_memory: bool = Fal
         batch_times: list[float] = []
         run_batch = engine.run_batch
 
-        def timed_batch(batch: Any, *args: Any) -> Any:  # _sync calls self.run_batch: time each batch
+        def timed_batch(batch: Any, *args: Any, **kwargs: Any) -> Any:  # time each batch of _sync
             t = time.perf_counter()
             try:
-                return run_batch(batch, *args)
+                return run_batch(batch, *args, **kwargs)
             finally:
                 batch_times.append(time.perf_counter() - t)
 

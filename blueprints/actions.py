@@ -23,6 +23,7 @@ import azure.functions as func
 from wpmsync import jobs
 from wpmsync.engine import parse_blog_ids
 from wpmsync.errors import InputError
+from wpmsync.journal import Change, parse_job_id
 from wpmsync.memberships import require_blog_ids
 from wpmsync.settings import parse_switch
 
@@ -162,12 +163,20 @@ def job_status(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="jobs/{job_id}/undo", methods=["POST"])
 def undo(req: func.HttpRequest) -> func.HttpResponse:
     """Undo a change (a job, a hook, a manual action) by its id; ``{"dry_run": true}`` previews.
-    Memberships changed since are kept and reported; running it again restores what is left."""
+    Memberships changed since are kept and reported; running it again restores what is left.
+    More rows than one batch: queued (202), one user-id range per message."""
     def work(correlation: str) -> func.HttpResponse:
         data = common.body_json(req, required=False)
         dry_run = parse_switch("dry_run", data.get("dry_run", False))
+        job_id = parse_job_id(req.route_params.get("job_id", ""))
         with common.engine(f"manual:{correlation}") as engine:
-            outcome = engine.undo(req.route_params.get("job_id", ""), dry_run=dry_run)
+            rows = engine.rows_to_undo(job_id)
+            if not dry_run and rows > engine.config.batch_size:
+                change = Change.new(f"undo {job_id} (manual:{correlation})", undo_of=job_id)
+                common.send([{"type": "undo", "job": job_id, "undo": change.job_id}])
+                return common.answer({"job_id": change.job_id, "undo_of": job_id, "status": "queued",
+                                      "rows": rows}, 202)
+            outcome = engine.undo(job_id, dry_run=dry_run)
             if not dry_run:
                 common.notify_wordpress(outcome)
         return common.answer(outcome.to_dict())

@@ -2,7 +2,9 @@
 
 Messages are plain JSON (host.json sets ``messageEncoding: none``):
 ``{"type": "prepare", "job": ID}`` fans out one ``{"type": "batch", "job": ID, "seq": N}``
-per batch (the job's sites × one user-id range). A message that fails is retried by the
+per batch (the job's sites × one user-id range). ``{"type": "undo", "job": ID, "undo": ID}``
+undoes one user-id range of a change and queues itself again while ranges remain (a
+redelivered one finds its range already undone). A message that fails is retried by the
 host; after ``maxDequeueCount`` tries it lands in the poison queue, where the job is marked
 failed with the batch and the reason, so it never stays ``running``.
 """
@@ -15,6 +17,8 @@ from typing import Any
 import azure.functions as func
 
 from wpmsync import jobs
+from wpmsync.errors import InputError
+from wpmsync.journal import Change, parse_job_id
 
 from . import common
 
@@ -27,9 +31,15 @@ def _parse(msg: func.QueueMessage) -> dict[str, Any] | None:
         data = json.loads(msg.get_body().decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         data = None
-    if not isinstance(data, dict) or data.get("type") not in ("prepare", "batch") or not data.get("job"):
+    if not isinstance(data, dict) or data.get("type") not in ("prepare", "batch", "undo") or not data.get("job"):
         log.error("dropping a message that is not ours", extra={"message_id": msg.id})
         return None
+    if data["type"] == "undo":
+        try:
+            data["job"], data["undo"] = parse_job_id(data["job"]), parse_job_id(data.get("undo"))
+        except InputError:
+            log.error("dropping an undo message without valid ids", extra={"message_id": msg.id})
+            return None
     return data
 
 
@@ -37,6 +47,9 @@ def _parse(msg: func.QueueMessage) -> dict[str, Any] | None:
 def run_batch(msg: func.QueueMessage) -> None:
     data = _parse(msg)
     if data is None:
+        return
+    if data["type"] == "undo":
+        _undo_step(data["job"], data["undo"])
         return
     with common.engine() as engine:
         if data["type"] == "prepare":
@@ -49,10 +62,27 @@ def run_batch(msg: func.QueueMessage) -> None:
                              "redelivered": outcome is None})
 
 
+def _undo_step(job_id: str, undo_id: str) -> None:
+    """One range of a queued undo, then the next message while ranges remain."""
+    with common.engine("queue") as engine:
+        outcome = engine.undo(job_id, change=Change(undo_id, f"undo {job_id} (queued)", undo_of=job_id),
+                              max_ranges=1)
+    common.notify_wordpress(outcome)
+    if outcome.remaining:
+        common.send([{"type": "undo", "job": job_id, "undo": undo_id}])
+    log.info("undo step", extra={"job_id": undo_id, "undo_of": job_id, "restored": outcome.restored,
+                                 "conflicts": outcome.conflicts, "remaining": outcome.remaining,
+                                 "skipped": outcome.skipped[:5]})
+
+
 @bp.queue_trigger(arg_name="msg", queue_name=common.QUEUE_NAME + "-poison", connection="AzureWebJobsStorage")
 def poisoned_batch(msg: func.QueueMessage) -> None:
     data = _parse(msg)
     if data is None:
+        return
+    if data["type"] == "undo":  # nothing to mark: rerunning the undo restores what is left
+        log.error("queued undo failed after every retry; run the undo again", extra={
+            "job_id": data["undo"], "undo_of": data["job"], "dequeue_count": msg.dequeue_count})
         return
     seq = int(data["seq"]) if data["type"] == "batch" else None
     what = f"batch {seq}" if seq is not None else "preparing the job"

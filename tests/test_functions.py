@@ -203,6 +203,31 @@ def test_redelivered_batch_changes_nothing_and_counts_once(app):
     assert job["state"] == "done" and job["memberships_added"] == 9 and app.duplicates() == []
 
 
+def test_a_large_undo_goes_through_the_queue_range_by_range(app):
+    """More rows than a batch (WPMSYNC_BATCH_SIZE=3 here): 202, one message per user-id range,
+    each redelivery harmless; the table ends exactly as before the sync."""
+    before = app.usermeta_checksum()
+    status, body = answer(call(actions.sync, http("POST", "sync", {})))
+    drain()
+    synced = app.usermeta_checksum()
+    status, preview = answer(call(actions.undo, http("POST", "jobs/x/undo", {"dry_run": True},
+                                                     params={"job_id": body["job_id"]})))
+    assert status == 200 and preview["restored"] == len(synced) - len(before) and app.usermeta_checksum() == synced
+    status, queued = answer(call(actions.undo, http("POST", "jobs/x/undo", {}, params={"job_id": body["job_id"]})))
+    assert status == 202 and queued["status"] == "queued" and queued["undo_of"] == body["job_id"]
+    (text, raw), = common.queue().receive(max_messages=1, visibility_timeout=30)
+    first = QueueMessage(id=raw.id, body=text.encode(), dequeue_count=1)
+    call(batches.run_batch, first)
+    common.queue().delete(raw)
+    partly = app.usermeta_checksum()
+    assert before != partly != synced  # one range undone, the next one queued
+    call(batches.run_batch, first)  # redelivered: its range is undone already
+    assert drain() >= 2 and app.usermeta_checksum() == before
+    listed = {c["job_id"]: c for c in answer(call(actions.journal, http("GET", "journal")))[1]["changes"]}
+    assert listed[body["job_id"]]["undone_by"] == queued["job_id"]
+    assert listed[queued["job_id"]]["rows"] == len(synced) - len(before)
+
+
 def test_poisoned_batch_ends_the_job_failed_with_the_reason(app):
     status, body = answer(call(actions.sync, http("POST", "sync", {"blog_ids": [app.ids["site_club"]]})))
     assert deliver_one()["type"] == "prepare"

@@ -169,11 +169,16 @@ class Engine:
                                    change=self._change("unsync"))
 
     # -- undo journal -------------------------------------------------------------------
-    def undo(self, job_id: Any, *, dry_run: bool = False) -> UndoOutcome:
+    def undo(self, job_id: Any, *, dry_run: bool = False, change: Change | None = None,
+             max_ranges: int | None = None) -> UndoOutcome:
         """Put back the exact rows a change (a job, a hook, a manual action) replaced; memberships
         changed since are left alone and reported. See journal.py."""
         return journal.undo(self.conn, self.network, job_id, dry_run=dry_run, trigger=f"undo ({self.trigger})",
-                            rows_per_chunk=self.config.batch_size)
+                            rows_per_chunk=self.config.batch_size, change=change, max_ranges=max_ranges)
+
+    def rows_to_undo(self, job_id: Any) -> int:
+        """Rows of a change not undone yet (404 unknown, 409 still running)."""
+        return journal.rows_to_undo(self.conn, self.network, job_id)
 
     def journal(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest changes: job id, trigger, rows, undone by."""

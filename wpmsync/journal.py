@@ -26,13 +26,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .db import LOCK_BUCKET, named_locks, transaction, user_locks
+from . import db
+from .db import named_locks, transaction, user_locks
 from .errors import Conflict, InputError, NotFound
 from .schema import Network
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 USERMETA, OPTIONS = "usermeta", "options"
-UNDO, BAD = "wpmsync_undo", "wpmsync_undo_bad"  # TEMPORARY tables of an undo
+# TEMPORARY tables of an undo: the range's journal ids, the last write of rows written twice,
+# one entry per row to put back, the memberships that conflict.
+IDS, LAST, UNDO, BAD = "wpmsync_undo_ids", "wpmsync_undo_last", "wpmsync_undo", "wpmsync_undo_bad"
 SAMPLE = 50
 _READY: set[tuple[str, str, str]] = set()
 
@@ -59,9 +62,7 @@ DDL = [
         new_value LONGTEXT NULL,
         created_at DATETIME(6) NOT NULL,
         undone_by CHAR(32) NULL,
-        KEY job_user (job_id, user_id),
-        KEY job_row (job_id, tbl, row_id),
-        KEY created (created_at)
+        KEY job_user (job_id, user_id)
     ) DEFAULT CHARSET=utf8mb4""",
 ]
 
@@ -217,18 +218,21 @@ def _iso(value: Any) -> str | None:
 
 
 def prune(conn: Any, network: Network, days: int, chunk: int = 10_000) -> int:
-    """Forget changes older than ``days`` (chunked deletes: no long lock on a big journal)."""
+    """Forget changes older than ``days``, change by change in chunked deletes (no long lock on a
+    big journal; the journal has one secondary index, ``job_user``, because every index costs
+    each journaled row of a sync)."""
     ensure_tables(conn, network)
     removed = 0
     with conn.cursor() as cur:
-        while True:
-            n = cur.execute(f"DELETE FROM {_journal(network)} WHERE created_at < NOW(6) - INTERVAL %s DAY "
-                            "LIMIT %s", (days, chunk))
-            removed += n
-            if n < chunk:
-                break
-        cur.execute(f"DELETE c FROM {_changes(network)} c WHERE c.created_at < NOW(6) - INTERVAL %s DAY "
-                    f"AND NOT EXISTS (SELECT 1 FROM {_journal(network)} j WHERE j.job_id = c.job_id)", (days,))
+        cur.execute(f"SELECT job_id FROM {_changes(network)} WHERE network_id = %s AND created_at < "
+                    "NOW(6) - INTERVAL %s DAY", (network.config.network_id, days))
+        for (job_id,) in cur.fetchall():
+            while True:
+                n = cur.execute(f"DELETE FROM {_journal(network)} WHERE job_id = %s LIMIT %s", (job_id, chunk))
+                removed += n
+                if n < chunk:
+                    break
+            cur.execute(f"DELETE FROM {_changes(network)} WHERE job_id = %s", (job_id,))
     return removed
 
 
@@ -241,6 +245,7 @@ class UndoOutcome:
     job_id: str | None
     undo_of: str
     dry_run: bool = False
+    remaining: bool = False  # more ranges to go (a queued undo does one range per message)
     restored: int = 0
     conflicts: int = 0
     sites: dict[int, dict[str, int]] = field(default_factory=dict)
@@ -251,14 +256,13 @@ class UndoOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "undo_of": self.undo_of, "dry_run": self.dry_run,
+                "remaining": self.remaining,
                 "restored": self.restored, "conflicts": self.conflicts,
                 "sites": {str(b): v for b, v in sorted(self.sites.items())}, "skipped": self.skipped}
 
 
-def undo(conn: Any, network: Network, job_id: Any, *, dry_run: bool = False,
-         trigger: str = "undo", rows_per_chunk: int = 50_000) -> UndoOutcome:
-    """Put back the rows change ``job_id`` wrote, user-id range by user-id range, each range in
-    one transaction under the lock of its users' buckets (the locks every sync takes)."""
+def rows_to_undo(conn: Any, network: Network, job_id: Any) -> int:
+    """Rows of change ``job_id`` not undone yet; refuses an unknown change or a running job."""
     job_id = parse_job_id(job_id)
     ensure_tables(conn, network)
     with conn.cursor() as cur:
@@ -267,14 +271,33 @@ def undo(conn: Any, network: Network, job_id: Any, *, dry_run: bool = False,
         if cur.fetchone() is None:
             raise NotFound(f"no journaled change {job_id}: it wrote nothing, or the journal was pruned")
     _refuse_running(conn, network, job_id)
-    change = None if dry_run else Change.new(f"{trigger} {job_id}", undo_of=job_id)
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM {_journal(network)} WHERE job_id = %s AND undone_by IS NULL", (job_id,))
+        return int(cur.fetchone()[0])
+
+
+def undo(conn: Any, network: Network, job_id: Any, *, dry_run: bool = False,
+         trigger: str = "undo", rows_per_chunk: int = 50_000, change: Change | None = None,
+         max_ranges: int | None = None) -> UndoOutcome:
+    """Put back the rows change ``job_id`` wrote, user-id range by user-id range, each range in
+    one transaction under the lock of its users' buckets (the locks every sync takes).
+    A queued undo passes its own ``change`` and does ``max_ranges`` ranges per message."""
+    job_id = parse_job_id(job_id)
+    rows_to_undo(conn, network, job_id)
+    if dry_run:
+        change = None
+    else:
+        change = change or Change.new(f"{trigger} {job_id}", undo_of=job_id)
     outcome = UndoOutcome(job_id=change.job_id if change else None, undo_of=job_id, dry_run=dry_run)
-    for lo, hi in _ranges(conn, network, job_id, rows_per_chunk):
+    ranges = _ranges(conn, network, job_id, rows_per_chunk)
+    if max_ranges is not None and len(ranges) > max_ranges:
+        ranges, outcome.remaining = ranges[:max_ranges], True
+    for lo, hi in ranges:
         with named_locks(conn, network.config, user_locks(lo, hi)), transaction(conn) as cur:
             _undo_range(cur, network, job_id, lo, hi, change, outcome)
             if dry_run:
                 conn.rollback()  # nothing of a preview stays (only temporary tables were written)
-    if change is not None:
+    if change is not None and not outcome.remaining:
         with conn.cursor() as cur:
             cur.execute(f"UPDATE {_changes(network)} SET undone_by = %s, undone_at = NOW(6) WHERE job_id = %s",
                         (change.job_id, job_id))
@@ -292,21 +315,22 @@ def _refuse_running(conn: Any, network: Network, job_id: str) -> None:
 
 def _ranges(conn: Any, network: Network, job_id: str, per_chunk: int) -> list[tuple[int, int]]:
     """User-id ranges over the change's rows not undone yet, cut on lock-bucket boundaries."""
+    width = db.LOCK_BUCKET
     with conn.cursor() as cur:
         cur.execute(f"SELECT FLOOR(user_id / %s) AS bucket, COUNT(*) FROM {_journal(network)} "
                     "WHERE job_id = %s AND undone_by IS NULL GROUP BY bucket ORDER BY bucket",
-                    (LOCK_BUCKET, job_id))
+                    (width, job_id))
         buckets = [(int(b), int(n)) for b, n in cur.fetchall()]
     ranges: list[tuple[int, int]] = []
     start = count = 0
     for i, (bucket, rows) in enumerate(buckets):
         if i == 0 or count >= per_chunk:
             if i:
-                ranges.append((start * LOCK_BUCKET, buckets[i - 1][0] * LOCK_BUCKET + LOCK_BUCKET - 1))
+                ranges.append((start * width, buckets[i - 1][0] * width + width - 1))
             start, count = bucket, 0
         count += rows
     if buckets:
-        ranges.append((start * LOCK_BUCKET, buckets[-1][0] * LOCK_BUCKET + LOCK_BUCKET - 1))
+        ranges.append((start * width, buckets[-1][0] * width + width - 1))
     return ranges
 
 
@@ -320,25 +344,30 @@ def _undo_range(cur: Any, network: Network, job_id: str, lo: int, hi: int, chang
                 "tbl VARCHAR(16) NOT NULL, row_id BIGINT UNSIGNED NOT NULL, user_id BIGINT UNSIGNED NOT NULL, "
                 f"blog_id BIGINT NOT NULL, meta_key VARCHAR(255) COLLATE {network.meta_key_collation} NOT NULL, "
                 "old_value LONGTEXT NULL, new_value LONGTEXT NULL, ok TINYINT NOT NULL DEFAULT 1, reason VARCHAR(120) NULL, "
-                "KEY row_ (tbl, row_id), KEY owner (user_id, blog_id)) DEFAULT CHARSET=utf8mb4")
+                "KEY row_ (tbl, blog_id, row_id), KEY owner (user_id, blog_id)) DEFAULT CHARSET=utf8mb4")
+    for table in (IDS, LAST):
+        cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, "
+                    "tbl VARCHAR(16) NOT NULL, blog_id BIGINT NOT NULL, row_id BIGINT UNSIGNED NOT NULL, "
+                    "KEY row_ (tbl, blog_id, row_id)) DEFAULT CHARSET=utf8mb4")
     cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {BAD} (user_id BIGINT UNSIGNED NOT NULL, "
                 "blog_id BIGINT NOT NULL, PRIMARY KEY (user_id, blog_id))")
-    cur.execute(f"DELETE FROM {UNDO}")
-    cur.execute(f"DELETE FROM {BAD}")
+    for table in (IDS, LAST, UNDO, BAD):
+        cur.execute(f"DELETE FROM {table}")
+    # The range's journal rows, read once through (job_id, user_id); all else goes by id.
+    cur.execute(f"INSERT INTO {IDS} SELECT id, tbl, blog_id, row_id FROM {journal} WHERE job_id = %s "
+                "AND user_id BETWEEN %s AND %s AND undone_by IS NULL", (job_id, lo, hi))
     # One entry per row (options rows of different sites can share an id: the site is part of
-    # the name), with the value before the change's first write to it.
+    # the name), with the value before the change's first write to it...
     cur.execute(
         f"INSERT INTO {UNDO} (id, tbl, row_id, user_id, blog_id, meta_key, old_value, new_value) "
-        f"SELECT j.id, j.tbl, j.row_id, j.user_id, j.blog_id, j.meta_key, j.old_value, j.new_value FROM {journal} j "
-        f"JOIN (SELECT MIN(id) AS id FROM {journal} WHERE job_id = %s AND undone_by IS NULL "
-        "AND user_id BETWEEN %s AND %s GROUP BY tbl, blog_id, row_id) first ON first.id = j.id",
-        (job_id, lo, hi))
-    # ... and the value after its last write (a row written twice by one change).
-    cur.execute(
-        f"UPDATE {UNDO} u JOIN {journal} j ON j.id = (SELECT MAX(j2.id) FROM {journal} j2 WHERE j2.job_id = %s "
-        "AND j2.tbl = u.tbl AND j2.row_id = u.row_id AND j2.blog_id = u.blog_id AND j2.undone_by IS NULL) "
-        "SET u.new_value = j.new_value "
-        "WHERE j.id <> u.id", (job_id,))
+        f"SELECT j.id, j.tbl, j.row_id, j.user_id, j.blog_id, j.meta_key, j.old_value, j.new_value "
+        f"FROM (SELECT MIN(id) AS id FROM {IDS} GROUP BY tbl, blog_id, row_id) first "
+        f"STRAIGHT_JOIN {journal} j ON j.id = first.id")
+    # ... and the value after its last write (a row written twice by one change: rare).
+    if cur.execute(f"INSERT INTO {LAST} SELECT MAX(id), tbl, blog_id, row_id FROM {IDS} "
+                   "GROUP BY tbl, blog_id, row_id HAVING COUNT(*) > 1"):
+        cur.execute(f"UPDATE {UNDO} u JOIN {LAST} l ON l.tbl = u.tbl AND l.blog_id = u.blog_id AND l.row_id = u.row_id "
+                    f"STRAIGHT_JOIN {journal} j ON j.id = l.id SET u.new_value = j.new_value")
     # Conflicts: a row we added or changed no longer holds what we wrote...
     cur.execute(
         f"UPDATE {UNDO} u LEFT JOIN {um} m ON m.umeta_id = u.row_id SET u.ok = 0, "
@@ -347,11 +376,11 @@ def _undo_range(cur: Any, network: Network, job_id: str, lo: int, hi: int, chang
         "OR NOT (BINARY m.meta_value <=> BINARY u.new_value))", (USERMETA,))
     # ... a row we removed has come back (another row of the key, or its id taken), or its user is gone.
     cur.execute(
-        f"UPDATE {UNDO} u JOIN {um} m ON m.user_id = u.user_id AND m.meta_key = u.meta_key SET u.ok = 0, "
+        f"UPDATE {UNDO} u STRAIGHT_JOIN {um} m ON m.user_id = u.user_id AND m.meta_key = u.meta_key SET u.ok = 0, "
         "u.reason = 'added again since this change' WHERE u.tbl = %s AND u.new_value IS NULL "
         "AND u.old_value IS NOT NULL", (USERMETA,))
     cur.execute(
-        f"UPDATE {UNDO} u JOIN {um} m ON m.umeta_id = u.row_id SET u.ok = 0, "
+        f"UPDATE {UNDO} u STRAIGHT_JOIN {um} m ON m.umeta_id = u.row_id SET u.ok = 0, "
         "u.reason = 'added again since this change' WHERE u.tbl = %s AND u.new_value IS NULL "
         "AND u.old_value IS NOT NULL", (USERMETA,))
     cur.execute(
@@ -374,20 +403,21 @@ def _undo_range(cur: Any, network: Network, job_id: str, lo: int, hi: int, chang
         return
     record_select(cur, network, change, f"tbl, row_id, user_id, blog_id, meta_key, new_value, old_value FROM {UNDO} "
                   "WHERE ok = 1 AND NOT (old_value IS NULL AND new_value IS NULL)")
-    cur.execute(f"DELETE m FROM {um} m JOIN {UNDO} u ON m.umeta_id = u.row_id WHERE u.tbl = %s AND u.ok = 1 "
-                "AND u.old_value IS NULL AND u.new_value IS NOT NULL", (USERMETA,))
-    cur.execute(f"UPDATE {um} m JOIN {UNDO} u ON m.umeta_id = u.row_id SET m.meta_value = u.old_value "
+    # STRAIGHT_JOIN: driven by the few rows to put back, so only they are locked (never a scan of
+    # usermeta, which would wait on other writers' rows).
+    cur.execute(f"DELETE m FROM {UNDO} u STRAIGHT_JOIN {um} m ON m.umeta_id = u.row_id WHERE u.tbl = %s "
+                "AND u.ok = 1 AND u.old_value IS NULL AND u.new_value IS NOT NULL", (USERMETA,))
+    cur.execute(f"UPDATE {UNDO} u STRAIGHT_JOIN {um} m ON m.umeta_id = u.row_id SET m.meta_value = u.old_value "
                 "WHERE u.tbl = %s AND u.ok = 1 AND u.old_value IS NOT NULL AND u.new_value IS NOT NULL", (USERMETA,))
     cur.execute(f"INSERT INTO {um} (umeta_id, user_id, meta_key, meta_value) SELECT row_id, user_id, meta_key, "
                 f"old_value FROM {UNDO} WHERE tbl = %s AND ok = 1 AND new_value IS NULL AND old_value IS NOT NULL "
                 "ORDER BY row_id", (USERMETA,))
     for blog_id in option_blogs:
-        cur.execute(f"UPDATE {network.tables.options(blog_id)} o JOIN {UNDO} u ON o.option_id = u.row_id "
+        cur.execute(f"UPDATE {UNDO} u STRAIGHT_JOIN {network.tables.options(blog_id)} o ON o.option_id = u.row_id "
                     "SET o.option_value = u.old_value WHERE u.tbl = %s AND u.blog_id = %s AND u.ok = 1",
                     (OPTIONS, blog_id))
-    cur.execute(f"UPDATE {journal} j JOIN {UNDO} u ON j.tbl = u.tbl AND j.row_id = u.row_id AND j.blog_id = u.blog_id "
-                "SET j.undone_by = %s WHERE j.job_id = %s AND j.undone_by IS NULL AND u.ok = 1",
-                (change.job_id, job_id))
+    cur.execute(f"UPDATE {UNDO} u JOIN {IDS} i ON i.tbl = u.tbl AND i.blog_id = u.blog_id AND i.row_id = u.row_id "
+                f"STRAIGHT_JOIN {journal} j ON j.id = i.id SET j.undone_by = %s WHERE u.ok = 1", (change.job_id,))
 
 
 def _count(cur: Any, outcome: UndoOutcome) -> None:
