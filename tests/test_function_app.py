@@ -19,6 +19,8 @@ def test_the_app_indexes_every_function():
     assert set(names) == {"hook", "sync", "site_sync", "plan", "settings", "network_options", "unsync", "users_sync",
                           "job_status", "undo", "journal", "health",
                           "run_batch", "poisoned_batch", "reconcile_drift"}
+    from wpfixture.local_host import LocalFunctions
+    assert set(LocalFunctions("secret").functions) == set(names)  # the local runner serves them all
     bindings = {n: [b.type for b in f.get_bindings()] for n, f in names.items()}
     assert "queueTrigger" in bindings["run_batch"] and "timerTrigger" in bindings["reconcile_drift"]
 

@@ -24,17 +24,15 @@ class LocalFunctions:
 
     def __init__(self, hook_secret: str) -> None:
         import function_app  # noqa: F401  registers the blueprints, as the host does
+        from azure.functions.decorators.function_app import FunctionBuilder
         from blueprints import actions, batches, common, hooks, reconcile
 
         self.common = common
         self.hook_secret = hook_secret
-        self.functions = {
-            "hook": hooks.hook, "sync": actions.sync, "site_sync": actions.site_sync,
-            "plan": actions.plan, "settings": actions.settings, "job_status": actions.job_status,
-            "health": actions.health, "network_options": actions.network_options, "unsync": actions.unsync,
-            "users_sync": actions.users_sync, "run_batch": batches.run_batch,
-            "poisoned_batch": batches.poisoned_batch, "reconcile_drift": reconcile.reconcile_drift,
-        }
+        # Every function the blueprints declare, by name (app.get_functions() may run only once
+        # per process: it is the host's indexing), so a new function needs no entry here.
+        self.functions = {name: obj for module in (actions, batches, hooks, reconcile)
+                          for name, obj in vars(module).items() if isinstance(obj, FunctionBuilder)}
 
     def user_function(self, name: str) -> Any:
         return self.functions[name].build().get_user_function()

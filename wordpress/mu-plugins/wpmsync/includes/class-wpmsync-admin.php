@@ -2,6 +2,9 @@
 /**
  * Screens: Network Admin → Settings → User sync (slug wpmsync) and, on every site,
  * Users → Network user sync (slug wpmsync-site); plus the job-status proxy for the progress bar.
+ * It also starts the other network screens, each a small class of its own: the options
+ * (Wpmsync_Options_Screen), bulk sync / unsync (Wpmsync_Bulk_Screen), the undo journal
+ * (Wpmsync_Journal_Screen) and the site checklist of the user screen (Wpmsync_User_Sites).
  *
  * Forms post back to their own page and are handled on load-{page} (nonce and capability first),
  * and the outcome is shown on the same response. Every call to the functions happens here, on the
@@ -41,6 +44,9 @@ final class Wpmsync_Admin {
 	/** @var array|null Job to watch: {job_id, total}. */
 	private $job;
 
+	/** @var object[] The other network screens (options, bulk sync, journal) and the user checklist. */
+	public $screens = array();
+
 	/**
 	 * @param Wpmsync_Client $client Functions client.
 	 */
@@ -54,6 +60,15 @@ final class Wpmsync_Admin {
 		add_action( 'admin_menu', array( $this, 'add_site_page' ) );
 		add_action( 'admin_enqueue_scripts', array( $this, 'enqueue' ) );
 		add_action( 'wp_ajax_' . self::AJAX_ACTION, array( $this, 'ajax_job_status' ) );
+		$this->screens = array(
+			'options' => new Wpmsync_Options_Screen( $this->client ),
+			'bulk'    => new Wpmsync_Bulk_Screen( $this->client ),
+			'journal' => new Wpmsync_Journal_Screen( $this->client ),
+			'user'    => new Wpmsync_User_Sites( $this->client ),
+		);
+		foreach ( $this->screens as $screen ) {
+			$screen->register();
+		}
 	}
 
 	// -- menus -------------------------------------------------------------------------------
@@ -377,7 +392,19 @@ final class Wpmsync_Admin {
 			return;
 		}
 		$settings = $this->current_settings();
-		$sites    = get_sites(
+		$sites    = get_sites( self::site_query() );
+		$page_url = network_admin_url( 'settings.php?page=' . self::NETWORK_SLUG );
+		require dirname( __DIR__ ) . '/views/network-page.php';
+	}
+
+	/**
+	 * get_sites() arguments for the live sites of this network (the only ones a sync touches).
+	 *
+	 * @param array $extra More arguments (number, offset, count).
+	 * @return array
+	 */
+	public static function site_query( array $extra = array() ) {
+		return array_merge(
 			array(
 				'network_id' => get_current_network_id(),
 				'archived'   => 0,
@@ -385,10 +412,17 @@ final class Wpmsync_Admin {
 				'spam'       => 0,
 				'number'     => 0,
 				'orderby'    => 'id',
-			)
+			),
+			$extra
 		);
-		$page_url = network_admin_url( 'settings.php?page=' . self::NETWORK_SLUG );
-		require dirname( __DIR__ ) . '/views/network-page.php';
+	}
+
+	/**
+	 * @param WP_Site $site A site.
+	 * @return string "3 — example.com/site/" (plain text).
+	 */
+	public static function site_label( $site ) {
+		return sprintf( '%d — %s%s', $site->blog_id, $site->domain, $site->path );
 	}
 
 	/** Site page. */

@@ -19,6 +19,10 @@ $wpmsync_switches = array(
 ?>
 <div class="wrap">
 	<h1><?php esc_html_e( 'User sync', 'wpmsync' ); ?></h1>
+	<?php
+	$wpmsync_tab = Wpmsync_Admin::NETWORK_SLUG;
+	require __DIR__ . '/tabs.php';
+	?>
 	<?php $this->render_notices(); ?>
 	<?php $this->render_progress(); ?>
 
@@ -61,7 +65,7 @@ $wpmsync_switches = array(
 			<select id="wpmsync-sites" name="wpmsync_sites[]" multiple="multiple" size="<?php echo esc_attr( (string) min( 12, max( 4, count( $sites ) ) ) ); ?>" style="min-width: 24em;">
 				<?php foreach ( $sites as $wpmsync_site ) : ?>
 					<option value="<?php echo esc_attr( (string) $wpmsync_site->blog_id ); ?>">
-						<?php echo esc_html( sprintf( '%d — %s%s', $wpmsync_site->blog_id, $wpmsync_site->domain, $wpmsync_site->path ) ); ?>
+						<?php echo esc_html( Wpmsync_Admin::site_label( $wpmsync_site ) ); ?>
 					</option>
 				<?php endforeach; ?>
 			</select>
