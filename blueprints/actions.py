@@ -54,7 +54,7 @@ def sync(req: func.HttpRequest) -> func.HttpResponse:
                 blog_ids = [s.blog_id for s in engine.network.live_sites()]
                 kind = "sync_all"
             job = jobs.start(engine, kind, blog_ids, common.send, force=_force(data),
-                             trigger=f"manual:{correlation}")
+                             trigger=common.manual_trigger(req, correlation))
         return _accepted(req, job)
 
     return common.run(req, "sync", work)
@@ -67,7 +67,7 @@ def site_sync(req: func.HttpRequest) -> func.HttpResponse:
         with common.engine() as engine:
             site = engine.network.require_live_site(req.route_params.get("blog_id"))
             job = jobs.start(engine, "site_pull", [site.blog_id], common.send, force=_force(data),
-                             trigger=f"manual:{correlation}")
+                             trigger=common.manual_trigger(req, correlation))
         return _accepted(req, job)
 
     return common.run(req, "site_sync", work)
@@ -124,7 +124,7 @@ def users_sync(req: func.HttpRequest) -> func.HttpResponse:
     """Bulk sync by hand: selected users join selected sites (inline: a hand-picked list)."""
     def work(correlation: str) -> func.HttpResponse:
         data = common.body_json(req)
-        with common.engine(f"manual:{correlation}") as engine:
+        with common.engine(common.manual_trigger(req, correlation)) as engine:
             outcome = engine.add_users_to_sites(data.get("user_ids") or [], parse_blog_ids(data.get("blog_ids") or []),
                                                 force=_force(data),
                                                 dry_run=parse_switch("dry_run", data.get("dry_run", False)))
@@ -138,7 +138,7 @@ def unsync(req: func.HttpRequest) -> func.HttpResponse:
     """Take selected users off selected sites, as remove_user_from_blog() does (remembered)."""
     def work(correlation: str) -> func.HttpResponse:
         data = common.body_json(req)
-        with common.engine(f"manual:{correlation}") as engine:
+        with common.engine(common.manual_trigger(req, correlation)) as engine:
             outcome = engine.remove_users(data.get("user_ids") or [], data.get("blog_ids") or [],
                                           dry_run=parse_switch("dry_run", data.get("dry_run", False)))
             if not outcome.dry_run:
@@ -169,10 +169,10 @@ def undo(req: func.HttpRequest) -> func.HttpResponse:
         data = common.body_json(req, required=False)
         dry_run = parse_switch("dry_run", data.get("dry_run", False))
         job_id = parse_job_id(req.route_params.get("job_id", ""))
-        with common.engine(f"manual:{correlation}") as engine:
+        with common.engine(common.manual_trigger(req, correlation)) as engine:
             rows = engine.rows_to_undo(job_id)
             if not dry_run and rows > engine.config.batch_size:
-                change = Change.new(f"undo {job_id} (manual:{correlation})", undo_of=job_id)
+                change = Change.new(f"undo {job_id} ({engine.trigger})", undo_of=job_id)
                 common.send([{"type": "undo", "job": job_id, "undo": change.job_id}])
                 return common.answer({"job_id": change.job_id, "undo_of": job_id, "status": "queued",
                                       "rows": rows}, 202)

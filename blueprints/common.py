@@ -31,6 +31,18 @@ def engine(trigger: str = "manual") -> Engine:
     return Engine(Config.from_env(db_password=get_secrets().db_password()), trigger=trigger)
 
 
+ACTOR_HEADER = "x-wpmsync-actor"
+
+
+def manual_trigger(req: func.HttpRequest, correlation: str) -> str:
+    """What the journal records as the cause of a manual action: ``manual:<correlation id>``, and
+    who clicked when the caller says so (the mu-plugin sends the WordPress admin's login in
+    ``X-Wpmsync-Actor``). A label for people reading the journal, not authentication: the
+    function key is that."""
+    actor = "".join(c for c in (req.headers.get(ACTOR_HEADER) or "") if c.isprintable())[:80].strip()
+    return f"manual:{correlation}" + (f" by {actor}" if actor else "")
+
+
 def queue() -> BatchQueue:
     global _queue
     if _queue is None:

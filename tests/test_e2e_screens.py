@@ -165,6 +165,7 @@ def test_journal_undoes_the_unsync(stack: Stack) -> None:
     row = page.locator(f"#wpmsync-change-{change}")
     assert row.count() == 1, page.inner_text("#wpbody-content")[:3000]
     assert "applied" in row.locator(".wpmsync-change-status").inner_text()
+    assert " by admin (user 1)" in row.inner_text()  # who clicked, sent by the mu-plugin
     assert page.locator(f"#wpmsync-change-{CHANGES['sync']}").count() == 1
 
     def pending() -> list[tuple]:  # the change's journal rows not undone yet, and its own undone_by

@@ -172,12 +172,14 @@ def test_undo_and_journal_over_http_and_cli(net, monkeypatch):
     before = net.usermeta_checksum()
     sync = actions.users_sync.build().get_user_function()
     body = json.dumps({"user_ids": [net.ids["user1"], net.ids["user2"]], "blog_ids": [net.ids["site_plain"]]})
-    answer = json.loads(sync(func.HttpRequest("POST", "http://localhost/api/users/sync", body=body.encode())).get_body())
+    answer = json.loads(sync(func.HttpRequest("POST", "http://localhost/api/users/sync", body=body.encode(),
+                                              headers={"X-Wpmsync-Actor": "ann (user 7)\n"})).get_body())
     assert answer["added"] == 2 and answer["job_id"]
     journal = actions.journal.build().get_user_function()
     listed = json.loads(journal(func.HttpRequest("GET", "http://localhost/api/journal", body=b"",
                                                  params={"limit": "5"})).get_body())["changes"]
     assert listed[0]["job_id"] == answer["job_id"] and listed[0]["trigger"].startswith("users_sync (manual:")
+    assert listed[0]["trigger"].endswith(" by ann (user 7))")  # who clicked, as the mu-plugin says
     undo = actions.undo.build().get_user_function()
 
     def call(job_id, payload):

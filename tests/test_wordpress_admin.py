@@ -9,6 +9,7 @@ The browser tests of the same screens, against the real functions, are in ``test
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -45,10 +46,12 @@ def screen(wp: Plugged, name: str, post: dict | None = None, nonce: str = "", **
 
 
 def sent(wp: Plugged, method: str | None = None) -> list[tuple[str, str, Any]]:
-    """(method, route, JSON body) of every call to the functions; the key always in the header."""
+    """(method, route, JSON body) of every call to the functions; the key always in the header,
+    and who acts (the journal's label), as "login (user N)"."""
     out = []
     for r in wp.requests():
         assert r["url"].startswith(ENDPOINT + "/") and r["headers"]["x-functions-key"] == KEY
+        assert re.fullmatch(r"[\x20-\x7e]+ \(user [1-9][0-9]*\)", r["headers"]["X-Wpmsync-Actor"]), r["headers"]
         if method is None or r["method"] == method:
             out.append((r["method"], r["url"][len(ENDPOINT) + 1:], json.loads(r["body"]) if r["body"] else None))
     return out

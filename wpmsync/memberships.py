@@ -388,8 +388,10 @@ def apply_batch(conn: Any, network: Network, batch: Batch,
                             f"FROM {PENDING} t JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} "
                             "WHERE t.has_level = 0 ORDER BY t.user_id, t.blog_id")
                 outcome.primary_blogs = _assign_primary_blogs(cur, network, change)
-                # The rows inserted above: this batch's users hold their locks, so every row of
-                # theirs with these keys and a newer id is ours.
+                # The rows inserted above: every writer of ours holds these users' locks, so a row
+                # of theirs with these keys and a newer id is this batch's (WordPress itself takes
+                # no lock: a membership it adds for one of these users in this very instant would
+                # be journaled too, as it would be duplicated; the window is this transaction).
                 journal.record_select(
                     cur, network, change,
                     f"%s, m.umeta_id, m.user_id, k.blog_id, m.meta_key, NULL, m.meta_value FROM {um} m "

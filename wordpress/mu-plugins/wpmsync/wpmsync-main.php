@@ -13,6 +13,7 @@ require_once __DIR__ . '/includes/class-wpmsync-client.php';
 require_once __DIR__ . '/includes/class-wpmsync-events.php';
 require_once __DIR__ . '/includes/class-wpmsync-rest.php';
 require_once __DIR__ . '/includes/class-wpmsync-notices.php';
+require_once __DIR__ . '/includes/class-wpmsync-screen.php';
 require_once __DIR__ . '/includes/class-wpmsync-options-screen.php';
 require_once __DIR__ . '/includes/class-wpmsync-bulk-screen.php';
 require_once __DIR__ . '/includes/class-wpmsync-journal-screen.php';

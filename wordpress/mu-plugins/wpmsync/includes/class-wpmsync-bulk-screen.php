@@ -18,12 +18,13 @@ defined( 'ABSPATH' ) || exit;
 /**
  * The bulk sync / unsync screen.
  */
-final class Wpmsync_Bulk_Screen {
+final class Wpmsync_Bulk_Screen extends Wpmsync_Screen {
 
-	const SLUG       = 'wpmsync-bulk';
-	const CAPABILITY = 'manage_network_users';
-	const NONCE      = 'wpmsync_bulk';
-	const PER_PAGE   = 20;
+	const PARENT_FILE = 'users.php';
+	const SLUG        = 'wpmsync-bulk';
+	const CAPABILITY  = 'manage_network_users';
+	const NONCE       = 'wpmsync_bulk';
+	const PER_PAGE    = 20;
 
 	/** Users one request may carry: well below the functions' 64 KiB body limit. */
 	const MAX_USERS = 500;
@@ -35,12 +36,6 @@ final class Wpmsync_Bulk_Screen {
 		'preview_unsync' => array( 'unsync', true ),
 		'unsync'         => array( 'unsync', false ),
 	);
-
-	/** @var Wpmsync_Client */
-	private $client;
-
-	/** @var Wpmsync_Notices */
-	private $notices;
 
 	/** @var int[] Users picked. */
 	private $users = array();
@@ -60,47 +55,13 @@ final class Wpmsync_Bulk_Screen {
 	/** @var array|null {action, dry_run, data} of the call made in this request. */
 	private $outcome;
 
-	/**
-	 * @param Wpmsync_Client $client Functions client.
-	 */
-	public function __construct( Wpmsync_Client $client ) {
-		$this->client  = $client;
-		$this->notices = new Wpmsync_Notices();
+	/** @return string Network Admin → Users → Bulk user sync. */
+	protected function title() {
+		return __( 'Bulk user sync', 'wpmsync' );
 	}
 
-	/** Hook into WordPress. */
-	public function register() {
-		add_action( 'network_admin_menu', array( $this, 'add_page' ) );
-	}
-
-	/** Network Admin → Users → Bulk user sync. */
-	public function add_page() {
-		$hook = add_submenu_page(
-			'users.php',
-			__( 'Bulk user sync', 'wpmsync' ),
-			__( 'Bulk user sync', 'wpmsync' ),
-			self::CAPABILITY,
-			self::SLUG,
-			array( $this, 'render' )
-		);
-		if ( $hook ) {
-			add_action( 'load-' . $hook, array( $this, 'handle' ) );
-		}
-	}
-
-	/** @return string This page's URL. */
-	public static function url() {
-		return network_admin_url( 'users.php?page=' . self::SLUG );
-	}
-
-	/** POST: nonce and capability first; then the picker's state, then the action if any. */
-	public function handle() {
-		if ( ! current_user_can( self::CAPABILITY ) ) {
-			wp_die( esc_html__( 'Sorry, you are not allowed to manage the user sync.', 'wpmsync' ), 403 );
-		}
-		if ( ! isset( $_SERVER['REQUEST_METHOD'] ) || 'POST' !== $_SERVER['REQUEST_METHOD'] ) {
-			return;
-		}
+	/** POST: nonce first; then the picker's state, then the action if any. */
+	protected function handle_post() {
 		check_admin_referer( self::NONCE );
 		// phpcs:disable WordPress.Security.NonceVerification.Missing -- checked just above.
 		$post   = wp_unslash( $_POST );
@@ -231,10 +192,7 @@ final class Wpmsync_Bulk_Screen {
 	}
 
 	/** The page. */
-	public function render() {
-		if ( ! current_user_can( self::CAPABILITY ) ) {
-			return;
-		}
+	protected function render_page() {
 		$notices  = $this->notices;
 		$results  = $this->search_results();
 		$selected = self::users_by_id( $this->users );

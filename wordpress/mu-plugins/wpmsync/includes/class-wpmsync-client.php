@@ -106,6 +106,10 @@ final class Wpmsync_Client {
 				'Accept'          => 'application/json',
 			),
 		);
+		$actor = self::actor();
+		if ( '' !== $actor ) {
+			$args['headers']['X-Wpmsync-Actor'] = $actor;
+		}
 		if ( null !== $payload ) {
 			$args['headers']['Content-Type'] = 'application/json';
 			$args['body']                    = empty( $payload ) ? '{}' : (string) wp_json_encode( $payload );
@@ -129,6 +133,20 @@ final class Wpmsync_Client {
 			'status' => $status,
 			'data'   => is_array( $data ) ? $data : array(),
 		);
+	}
+
+	/**
+	 * Who is acting, for the functions' undo journal ("login (user 7)"): people reading the journal
+	 * see which admin started a change. A label only; the function key authorises the call.
+	 *
+	 * @return string Empty outside a logged-in request.
+	 */
+	public static function actor() {
+		$user = wp_get_current_user();
+		if ( ! $user || ! $user->exists() ) {
+			return '';
+		}
+		return sprintf( '%s (user %d)', preg_replace( '/[^\x20-\x7e]/', '', (string) $user->user_login ), (int) $user->ID );
 	}
 
 	/**

@@ -19,18 +19,13 @@ defined( 'ABSPATH' ) || exit;
 /**
  * The undo journal screen.
  */
-final class Wpmsync_Journal_Screen {
+final class Wpmsync_Journal_Screen extends Wpmsync_Screen {
 
+	const PARENT_FILE     = 'settings.php';
 	const SLUG            = 'wpmsync-journal';
 	const CAPABILITY      = 'manage_network_options';
 	const UNDO_CAPABILITY = 'manage_network_users';
 	const LIMIT           = 20;
-
-	/** @var Wpmsync_Client */
-	private $client;
-
-	/** @var Wpmsync_Notices */
-	private $notices;
 
 	/** @var array|null {dry_run, data} of the undo made in this request. */
 	private $outcome;
@@ -38,37 +33,9 @@ final class Wpmsync_Journal_Screen {
 	/** @var bool Whether the undo made in this request was queued (202). */
 	private $queued = false;
 
-	/**
-	 * @param Wpmsync_Client $client Functions client.
-	 */
-	public function __construct( Wpmsync_Client $client ) {
-		$this->client  = $client;
-		$this->notices = new Wpmsync_Notices();
-	}
-
-	/** Hook into WordPress. */
-	public function register() {
-		add_action( 'network_admin_menu', array( $this, 'add_page' ) );
-	}
-
-	/** Network Admin → Settings → User sync journal. */
-	public function add_page() {
-		$hook = add_submenu_page(
-			'settings.php',
-			__( 'User sync journal', 'wpmsync' ),
-			__( 'User sync journal', 'wpmsync' ),
-			self::CAPABILITY,
-			self::SLUG,
-			array( $this, 'render' )
-		);
-		if ( $hook ) {
-			add_action( 'load-' . $hook, array( $this, 'handle' ) );
-		}
-	}
-
-	/** @return string This page's URL. */
-	public static function url() {
-		return network_admin_url( 'settings.php?page=' . self::SLUG );
+	/** @return string Network Admin → Settings → User sync journal. */
+	protected function title() {
+		return __( 'User sync journal', 'wpmsync' );
 	}
 
 	/**
@@ -79,14 +46,11 @@ final class Wpmsync_Journal_Screen {
 		return is_string( $id ) && 1 === preg_match( '/^[0-9A-Za-z_-]{8,64}$/', $id );
 	}
 
-	/** POST: undo (or preview the undo of) one change. */
-	public function handle() {
-		if ( ! current_user_can( self::CAPABILITY ) ) {
-			wp_die( esc_html__( 'Sorry, you are not allowed to manage the user sync.', 'wpmsync' ), 403 );
-		}
-		if ( ! isset( $_SERVER['REQUEST_METHOD'] ) || 'POST' !== $_SERVER['REQUEST_METHOD'] ) {
-			return;
-		}
+	/**
+	 * POST: undo (or preview the undo of) one change. The nonce is bound to the change id, so
+	 * the id is validated first; undoing also needs UNDO_CAPABILITY.
+	 */
+	protected function handle_post() {
 		// phpcs:ignore WordPress.Security.NonceVerification.Missing -- validated, then the nonce bound to it is checked.
 		$job_id = isset( $_POST['wpmsync_job_id'] ) ? sanitize_text_field( wp_unslash( $_POST['wpmsync_job_id'] ) ) : '';
 		if ( ! self::valid_change_id( $job_id ) ) {
@@ -200,10 +164,7 @@ final class Wpmsync_Journal_Screen {
 	}
 
 	/** The page. */
-	public function render() {
-		if ( ! current_user_can( self::CAPABILITY ) ) {
-			return;
-		}
+	protected function render_page() {
 		$changes = $this->changes();
 		if ( is_wp_error( $changes ) ) {
 			$this->notices->add(

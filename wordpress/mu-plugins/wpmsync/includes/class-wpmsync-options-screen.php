@@ -18,51 +18,23 @@ defined( 'ABSPATH' ) || exit;
 /**
  * The network options form.
  */
-final class Wpmsync_Options_Screen {
+final class Wpmsync_Options_Screen extends Wpmsync_Screen {
 
-	const SLUG       = 'wpmsync-options';
-	const CAPABILITY = 'manage_network_options';
-	const PER_PAGE   = 50;
+	const PARENT_FILE = 'settings.php';
+	const SLUG        = 'wpmsync-options';
+	const CAPABILITY  = 'manage_network_options';
+	const PER_PAGE    = 50;
 
 	const SCOPES       = array( 'all', 'main_to_subsites', 'subsites_to_main' );
 	const MISSING_ROLE = array( 'skip', 'copy' );
 	const ROLE_FILTERS = array( 'none', 'excluded', 'allowed' );
 
-	/** @var Wpmsync_Client */
-	private $client;
-
-	/** @var Wpmsync_Notices */
-	private $notices;
-
 	/** @var array|null Options to show: what the functions hold, or what was posted after a refusal. */
 	private $options;
 
-	/**
-	 * @param Wpmsync_Client $client Functions client.
-	 */
-	public function __construct( Wpmsync_Client $client ) {
-		$this->client  = $client;
-		$this->notices = new Wpmsync_Notices();
-	}
-
-	/** Hook into WordPress. */
-	public function register() {
-		add_action( 'network_admin_menu', array( $this, 'add_page' ) );
-	}
-
-	/** Network Admin → Settings → User sync options. */
-	public function add_page() {
-		$hook = add_submenu_page(
-			'settings.php',
-			__( 'User sync options', 'wpmsync' ),
-			__( 'User sync options', 'wpmsync' ),
-			self::CAPABILITY,
-			self::SLUG,
-			array( $this, 'render' )
-		);
-		if ( $hook ) {
-			add_action( 'load-' . $hook, array( $this, 'handle' ) );
-		}
+	/** @return string Network Admin → Settings → User sync options. */
+	protected function title() {
+		return __( 'User sync options', 'wpmsync' );
 	}
 
 	/**
@@ -70,18 +42,12 @@ final class Wpmsync_Options_Screen {
 	 * @return string This page's URL.
 	 */
 	public static function url( $paged = 1 ) {
-		$url = network_admin_url( 'settings.php?page=' . self::SLUG );
+		$url = parent::url();
 		return $paged > 1 ? add_query_arg( 'paged', (int) $paged, $url ) : $url;
 	}
 
-	/** POST: nonce and capability first, then PATCH {endpoint}/options. */
-	public function handle() {
-		if ( ! current_user_can( self::CAPABILITY ) ) {
-			wp_die( esc_html__( 'Sorry, you are not allowed to manage the user sync.', 'wpmsync' ), 403 );
-		}
-		if ( ! isset( $_SERVER['REQUEST_METHOD'] ) || 'POST' !== $_SERVER['REQUEST_METHOD'] ) {
-			return;
-		}
+	/** POST: nonce first, then PATCH {endpoint}/options. */
+	protected function handle_post() {
 		check_admin_referer( 'wpmsync_save_options' );
 		$changes = self::changes_from_post( $_POST ); // phpcs:ignore WordPress.Security.NonceVerification.Missing -- checked just above.
 		$answer  = $this->client->call( 'PATCH', 'options', $changes );
@@ -248,10 +214,7 @@ final class Wpmsync_Options_Screen {
 	// -- rendering -----------------------------------------------------------------------------
 
 	/** The page. */
-	public function render() {
-		if ( ! current_user_can( self::CAPABILITY ) ) {
-			return;
-		}
+	protected function render_page() {
 		$options = null === $this->options ? $this->stored_options() : $this->options;
 		// phpcs:ignore WordPress.Security.NonceVerification.Recommended -- paging only.
 		$paged   = isset( $_GET['paged'] ) ? max( 1, absint( $_GET['paged'] ) ) : 1;

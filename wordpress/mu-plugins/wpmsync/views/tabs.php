@@ -11,9 +11,9 @@ defined( 'ABSPATH' ) || exit;
 
 $wpmsync_tabs = array(
 	Wpmsync_Admin::NETWORK_SLUG  => array( network_admin_url( 'settings.php?page=' . Wpmsync_Admin::NETWORK_SLUG ), __( 'Sync', 'wpmsync' ), 'manage_network_options' ),
-	Wpmsync_Options_Screen::SLUG => array( network_admin_url( 'settings.php?page=' . Wpmsync_Options_Screen::SLUG ), __( 'Options', 'wpmsync' ), Wpmsync_Options_Screen::CAPABILITY ),
-	Wpmsync_Bulk_Screen::SLUG    => array( network_admin_url( 'users.php?page=' . Wpmsync_Bulk_Screen::SLUG ), __( 'Bulk sync / unsync', 'wpmsync' ), Wpmsync_Bulk_Screen::CAPABILITY ),
-	Wpmsync_Journal_Screen::SLUG => array( network_admin_url( 'settings.php?page=' . Wpmsync_Journal_Screen::SLUG ), __( 'Undo journal', 'wpmsync' ), Wpmsync_Journal_Screen::CAPABILITY ),
+	Wpmsync_Options_Screen::SLUG => array( Wpmsync_Options_Screen::url(), __( 'Options', 'wpmsync' ), Wpmsync_Options_Screen::CAPABILITY ),
+	Wpmsync_Bulk_Screen::SLUG    => array( Wpmsync_Bulk_Screen::url(), __( 'Bulk sync / unsync', 'wpmsync' ), Wpmsync_Bulk_Screen::CAPABILITY ),
+	Wpmsync_Journal_Screen::SLUG => array( Wpmsync_Journal_Screen::url(), __( 'Undo journal', 'wpmsync' ), Wpmsync_Journal_Screen::CAPABILITY ),
 );
 ?>
 <nav class="nav-tab-wrapper wp-clearfix" aria-label="<?php esc_attr_e( 'User sync screens', 'wpmsync' ); ?>">
