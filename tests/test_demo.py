@@ -22,6 +22,8 @@ def test_demo_syncs_every_site_through_the_functions():
         report = json.loads(done.stdout)
         assert report["job"]["state"] == "done" and report["job"]["memberships_added"] == 14  # 5 users x 3 sites - 1
         assert report["new_user"]["added"] == 2 and report["role"]["roles_set"] == 3
+        preview = report["undo_preview"]  # 14 memberships = 28 rows, plus primary_blog / source_domain
+        assert preview["dry_run"] and preview["conflicts"] == 0 and preview["restored"] >= 28
         assert set(report["after"].values()) == {7}  # admin + 5 users + newcomer on every site
         assert report["wordpress_sees"] == 7 * 4
     finally:

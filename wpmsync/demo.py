@@ -122,6 +122,10 @@ def _through_functions(config: Config, wp: Any, net: Any, first_site: int, app: 
     say(f"  queue function ran {delivered} messages in {time.perf_counter() - started:.2f}s; "
         f"GET /api/jobs/{{id}}: {job['state']}, batches {job['batches']['done']}/{job['batches']['total']}, "
         f"{job['memberships_added']} memberships added")
+    _, undo = app.http("undo", "POST", f"jobs/{queued['job_id']}/undo", {"dry_run": True},
+                       params={"job_id": queued["job_id"]})
+    say(f"  POST /api/jobs/{{id}}/undo (dry run): the undo journal could put back all {undo['restored']} rows "
+        f"it wrote ({undo['conflicts']} changed since); nothing undone")
 
     newcomer = wp.create_user("newcomer")
     wp.add_user_to_blog(first_site, newcomer, "author")  # created by a subsite admin
@@ -152,4 +156,5 @@ def _through_functions(config: Config, wp: Any, net: Any, first_site: int, app: 
         f"`python -m wpmsync plan --db {config.db_name}` shows there is nothing left to add.")
     return {"command": "demo", "before": {str(k): sum(v.values()) for k, v in before.items()},
             "after": {str(k): sum(v.values()) for k, v in after.items()}, "job": job,
-            "new_user": joined, "new_site": filled, "role": replicated, "wordpress_sees": memberships}
+            "undo_preview": undo, "new_user": joined, "new_site": filled, "role": replicated,
+            "wordpress_sees": memberships}
