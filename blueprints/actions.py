@@ -23,7 +23,7 @@ import azure.functions as func
 from wpmsync import jobs
 from wpmsync.engine import parse_blog_ids
 from wpmsync.errors import InputError
-from wpmsync.journal import Change, parse_job_id
+from wpmsync.journal import parse_job_id
 from wpmsync.memberships import require_blog_ids
 from wpmsync.settings import parse_switch
 
@@ -170,12 +170,10 @@ def undo(req: func.HttpRequest) -> func.HttpResponse:
         dry_run = parse_switch("dry_run", data.get("dry_run", False))
         job_id = parse_job_id(req.route_params.get("job_id", ""))
         with common.engine(common.manual_trigger(req, correlation)) as engine:
-            rows = engine.rows_to_undo(job_id)
-            if not dry_run and rows > engine.config.batch_size:
-                change = Change.new(f"undo {job_id} ({engine.trigger})", undo_of=job_id)
-                common.send([{"type": "undo", "job": job_id, "undo": change.job_id}])
-                return common.answer({"job_id": change.job_id, "undo_of": job_id, "status": "queued",
-                                      "rows": rows}, 202)
+            if not dry_run and not engine.fits_one_request(job_id):
+                change = engine.register_undo(job_id)
+                common.send([{"type": "undo", "job": job_id, "undo": change.job_id, "from_user": 0}])
+                return common.answer({"job_id": change.job_id, "undo_of": job_id, "status": "queued"}, 202)
             outcome = engine.undo(job_id, dry_run=dry_run)
             if not dry_run:
                 common.notify_wordpress(outcome)

@@ -3,8 +3,8 @@
 Messages are plain JSON (host.json sets ``messageEncoding: none``):
 ``{"type": "prepare", "job": ID}`` fans out one ``{"type": "batch", "job": ID, "seq": N}``
 per batch (the job's sites × one user-id range). ``{"type": "undo", "job": ID, "undo": ID}``
-undoes one user-id range of a change and queues itself again while ranges remain (a
-redelivered one finds its range already undone). A message that fails is retried by the
+(with ``from_user``) undoes one user-id range of a change and queues the next one while ranges
+remain (a redelivered one finds its range already undone). A message that fails is retried by the
 host; after ``maxDequeueCount`` tries it lands in the poison queue, where the job is marked
 failed with the batch and the reason, so it never stays ``running``.
 """
@@ -37,7 +37,8 @@ def _parse(msg: func.QueueMessage) -> dict[str, Any] | None:
     if data["type"] == "undo":
         try:
             data["job"], data["undo"] = parse_job_id(data["job"]), parse_job_id(data.get("undo"))
-        except InputError:
+            data["from_user"] = int(data.get("from_user", 0))
+        except (InputError, TypeError, ValueError):
             log.error("dropping an undo message without valid ids", extra={"message_id": msg.id})
             return None
     return data
@@ -49,7 +50,7 @@ def run_batch(msg: func.QueueMessage) -> None:
     if data is None:
         return
     if data["type"] == "undo":
-        _undo_step(data["job"], data["undo"])
+        _undo_step(data["job"], data["undo"], data["from_user"])
         return
     with common.engine() as engine:
         if data["type"] == "prepare":
@@ -62,16 +63,17 @@ def run_batch(msg: func.QueueMessage) -> None:
                              "redelivered": outcome is None})
 
 
-def _undo_step(job_id: str, undo_id: str) -> None:
-    """One range of a queued undo, then the next message while ranges remain."""
+def _undo_step(job_id: str, undo_id: str, from_user: int) -> None:
+    """One range of a queued undo, then the message for the next range while ranges remain."""
     with common.engine("queue") as engine:
         outcome = engine.undo(job_id, change=Change(undo_id, f"undo {job_id} (queued)", undo_of=job_id),
-                              max_ranges=1)
+                              from_user=from_user, max_ranges=1)
     common.notify_wordpress(outcome)
-    if outcome.remaining:
-        common.send([{"type": "undo", "job": job_id, "undo": undo_id}])
-    log.info("undo step", extra={"job_id": undo_id, "undo_of": job_id, "restored": outcome.restored,
-                                 "conflicts": outcome.conflicts, "remaining": outcome.remaining,
+    if outcome.next_user is not None:
+        common.send([{"type": "undo", "job": job_id, "undo": undo_id, "from_user": outcome.next_user}])
+    log.info("undo step", extra={"job_id": undo_id, "undo_of": job_id, "from_user": from_user,
+                                 "restored": outcome.restored, "conflicts": outcome.conflicts,
+                                 "next_user": outcome.next_user,
                                  "skipped": outcome.skipped[:5]})
 
 

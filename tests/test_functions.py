@@ -226,6 +226,7 @@ def test_a_large_undo_goes_through_the_queue_range_by_range(app):
     listed = {c["job_id"]: c for c in answer(call(actions.journal, http("GET", "journal")))[1]["changes"]}
     assert listed[body["job_id"]]["undone_by"] == queued["job_id"]
     assert listed[queued["job_id"]]["rows"] == len(synced) - len(before)
+    assert listed[queued["job_id"]]["trigger"].startswith(f"undo {body['job_id']} (manual:")  # who asked
 
 
 def test_poisoned_batch_ends_the_job_failed_with_the_reason(app):

@@ -170,15 +170,26 @@ class Engine:
 
     # -- undo journal -------------------------------------------------------------------
     def undo(self, job_id: Any, *, dry_run: bool = False, change: Change | None = None,
-             max_ranges: int | None = None) -> UndoOutcome:
+             from_user: int = 0, max_ranges: int | None = None) -> UndoOutcome:
         """Put back the exact rows a change (a job, a hook, a manual action) replaced; memberships
         changed since are left alone and reported. See journal.py."""
         return journal.undo(self.conn, self.network, job_id, dry_run=dry_run, trigger=f"undo ({self.trigger})",
-                            rows_per_chunk=self.config.batch_size, change=change, max_ranges=max_ranges)
+                            rows_per_chunk=self.config.batch_size, change=change, from_user=from_user,
+                            max_ranges=max_ranges)
 
-    def rows_to_undo(self, job_id: Any) -> int:
-        """Rows of a change not undone yet (404 unknown, 409 still running)."""
-        return journal.rows_to_undo(self.conn, self.network, job_id)
+    def register_undo(self, job_id: Any) -> Change:
+        """A queued undo's change, registered now: the journal shows who asked for it while
+        its messages run."""
+        job_id = journal.parse_job_id(job_id)
+        change = Change.new(f"undo {job_id} ({self.trigger})", undo_of=job_id)
+        with transaction(self.conn) as cur:
+            journal.open_change(cur, self.network, change)
+        return change
+
+    def fits_one_request(self, job_id: Any) -> bool:
+        """Whether undoing a change is at most one batch of rows (404 unknown, 409 still running)."""
+        limit = self.config.batch_size
+        return journal.rows_to_undo(self.conn, self.network, job_id, at_most=limit + 1) <= limit
 
     def journal(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest changes: job id, trigger, rows, undone by."""

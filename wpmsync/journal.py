@@ -245,7 +245,7 @@ class UndoOutcome:
     job_id: str | None
     undo_of: str
     dry_run: bool = False
-    remaining: bool = False  # more ranges to go (a queued undo does one range per message)
+    next_user: int | None = None  # where a queued undo goes on (None: done)
     restored: int = 0
     conflicts: int = 0
     sites: dict[int, dict[str, int]] = field(default_factory=dict)
@@ -256,48 +256,45 @@ class UndoOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "undo_of": self.undo_of, "dry_run": self.dry_run,
-                "remaining": self.remaining,
+                "remaining": self.next_user is not None,
                 "restored": self.restored, "conflicts": self.conflicts,
                 "sites": {str(b): v for b, v in sorted(self.sites.items())}, "skipped": self.skipped}
 
 
-def rows_to_undo(conn: Any, network: Network, job_id: Any) -> int:
-    """Rows of change ``job_id`` not undone yet; refuses an unknown change or a running job."""
-    job_id = parse_job_id(job_id)
-    ensure_tables(conn, network)
+def rows_to_undo(conn: Any, network: Network, job_id: Any, at_most: int) -> int:
+    """Rows of change ``job_id`` not undone yet, counted up to ``at_most`` (a bounded read: the
+    caller only asks whether the undo fits in one request). Refuses an unknown change (404) or
+    a job still running (409)."""
+    job_id = _require_change(conn, network, job_id)
     with conn.cursor() as cur:
-        cur.execute(f"SELECT job_id FROM {_changes(network)} WHERE job_id = %s AND network_id = %s",
-                    (job_id, network.config.network_id))
-        if cur.fetchone() is None:
-            raise NotFound(f"no journaled change {job_id}: it wrote nothing, or the journal was pruned")
-    _refuse_running(conn, network, job_id)
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT COUNT(*) FROM {_journal(network)} WHERE job_id = %s AND undone_by IS NULL", (job_id,))
+        cur.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {_journal(network)} WHERE job_id = %s "
+                    "AND undone_by IS NULL LIMIT %s) r", (job_id, at_most))
         return int(cur.fetchone()[0])
 
 
 def undo(conn: Any, network: Network, job_id: Any, *, dry_run: bool = False,
          trigger: str = "undo", rows_per_chunk: int = 50_000, change: Change | None = None,
-         max_ranges: int | None = None) -> UndoOutcome:
+         from_user: int = 0, max_ranges: int | None = None) -> UndoOutcome:
     """Put back the rows change ``job_id`` wrote, user-id range by user-id range, each range in
     one transaction under the lock of its users' buckets (the locks every sync takes).
-    A queued undo passes its own ``change`` and does ``max_ranges`` ranges per message."""
-    job_id = parse_job_id(job_id)
-    rows_to_undo(conn, network, job_id)
-    if dry_run:
-        change = None
-    else:
-        change = change or Change.new(f"{trigger} {job_id}", undo_of=job_id)
+    A queued undo passes its own ``change`` and does ``max_ranges`` ranges per message, starting
+    at ``from_user``; ``outcome.next_user`` says where the next message starts."""
+    job_id = _require_change(conn, network, job_id)
+    change = None if dry_run else (change or Change.new(f"{trigger} {job_id}", undo_of=job_id))
     outcome = UndoOutcome(job_id=change.job_id if change else None, undo_of=job_id, dry_run=dry_run)
-    ranges = _ranges(conn, network, job_id, rows_per_chunk)
-    if max_ranges is not None and len(ranges) > max_ranges:
-        ranges, outcome.remaining = ranges[:max_ranges], True
-    for lo, hi in ranges:
+    done = 0
+    while (found := _next_range(conn, network, job_id, from_user, rows_per_chunk)) is not None:
+        if max_ranges is not None and done == max_ranges:
+            outcome.next_user = from_user
+            break
+        lo, hi = found
         with named_locks(conn, network.config, user_locks(lo, hi)), transaction(conn) as cur:
             _undo_range(cur, network, job_id, lo, hi, change, outcome)
             if dry_run:
                 conn.rollback()  # nothing of a preview stays (only temporary tables were written)
-    if change is not None and not outcome.remaining:
+        done += 1
+        from_user = hi + 1
+    if change is not None and outcome.next_user is None:
         with conn.cursor() as cur:
             cur.execute(f"UPDATE {_changes(network)} SET undone_by = %s, undone_at = NOW(6) WHERE job_id = %s",
                         (change.job_id, job_id))
@@ -306,32 +303,42 @@ def undo(conn: Any, network: Network, job_id: Any, *, dry_run: bool = False,
     return outcome
 
 
-def _refuse_running(conn: Any, network: Network, job_id: str) -> None:
+def _require_change(conn: Any, network: Network, job_id: Any) -> str:
+    job_id = parse_job_id(job_id)
+    ensure_tables(conn, network)
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT job_id FROM {_changes(network)} WHERE job_id = %s AND network_id = %s",
+                    (job_id, network.config.network_id))
+        if cur.fetchone() is None:
+            raise NotFound(f"no journaled change {job_id}: it wrote nothing, or the journal was pruned")
     from . import jobs  # jobs imports memberships, which imports this module
 
     if any(other == job_id for other, _ in jobs.active_jobs(conn, network)):
         raise Conflict(f"job {job_id} is still running; undo it once it has finished")
+    return job_id
 
 
-def _ranges(conn: Any, network: Network, job_id: str, per_chunk: int) -> list[tuple[int, int]]:
-    """User-id ranges over the change's rows not undone yet, cut on lock-bucket boundaries."""
+def _next_range(conn: Any, network: Network, job_id: str, from_user: int,
+                per_chunk: int) -> tuple[int, int] | None:
+    """The next user-id range of the change from ``from_user`` on, on lock-bucket boundaries,
+    holding about ``per_chunk`` journal rows. Two short reads of the (job_id, user_id) index,
+    however big the change: a queued undo never rescans what it has done."""
     width = db.LOCK_BUCKET
+    journal = _journal(network)
     with conn.cursor() as cur:
-        cur.execute(f"SELECT FLOOR(user_id / %s) AS bucket, COUNT(*) FROM {_journal(network)} "
-                    "WHERE job_id = %s AND undone_by IS NULL GROUP BY bucket ORDER BY bucket",
-                    (width, job_id))
-        buckets = [(int(b), int(n)) for b, n in cur.fetchall()]
-    ranges: list[tuple[int, int]] = []
-    start = count = 0
-    for i, (bucket, rows) in enumerate(buckets):
-        if i == 0 or count >= per_chunk:
-            if i:
-                ranges.append((start * width, buckets[i - 1][0] * width + width - 1))
-            start, count = bucket, 0
-        count += rows
-    if buckets:
-        ranges.append((start * width, buckets[-1][0] * width + width - 1))
-    return ranges
+        cur.execute(f"SELECT MIN(user_id) FROM {journal} WHERE job_id = %s AND user_id >= %s "
+                    "AND undone_by IS NULL", (job_id, from_user))
+        (first,) = cur.fetchone()
+        if first is None:
+            return None
+        lo = int(first) // width * width
+        cur.execute(f"SELECT user_id FROM {journal} WHERE job_id = %s AND user_id >= %s "
+                    "ORDER BY user_id LIMIT 1 OFFSET %s", (job_id, lo, max(0, per_chunk - 1)))
+        row = cur.fetchone()
+        if row is None:  # fewer rows than a chunk are left: up to the change's last user
+            cur.execute(f"SELECT MAX(user_id) FROM {journal} WHERE job_id = %s", (job_id,))
+            row = cur.fetchone()
+    return lo, int(row[0]) // width * width + width - 1
 
 
 def _undo_range(cur: Any, network: Network, job_id: str, lo: int, hi: int, change: Change | None,
