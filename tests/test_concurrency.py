@@ -113,6 +113,7 @@ def test_undo_racing_syncs_and_itself_leaves_whole_memberships_and_no_duplicates
     caps = {(u, k[: -len("capabilities")]) for u, k in keys if k.endswith("capabilities")}
     levels = {(u, k[: -len("user_level")]) for u, k in keys if k.endswith("user_level")}
     assert caps == levels
-    undone = net.query("SELECT undone_by, COUNT(*) FROM {p}wpmsync_journal WHERE job_id = %s GROUP BY undone_by",
+    undone = net.query("SELECT undone_by, COUNT(*) FROM {p}wpmsync_journal WHERE change_seq = (SELECT seq FROM "
+                       "{p}wpmsync_changes WHERE job_id = %s) GROUP BY undone_by",
                        (job_id,))
     assert None not in dict(undone)  # every row of the sync was undone, by one undo or the other

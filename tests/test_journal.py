@@ -20,8 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def journal_rows(n, job_id):
-    return n.query("SELECT tbl, row_id, user_id, blog_id, meta_key, old_value, new_value, undone_by "
-                   "FROM {p}wpmsync_journal WHERE job_id = %s ORDER BY id", (job_id,))
+    """The change's journal rows, with the job id of the undo that undid each (if any)."""
+    return n.query("SELECT j.tbl, j.row_id, j.user_id, j.blog_id, j.meta_key, j.old_value, j.new_value, u.job_id "
+                   "FROM {p}wpmsync_journal j LEFT JOIN {p}wpmsync_changes u ON u.seq = j.undone_by "
+                   "WHERE j.change_seq = (SELECT seq FROM {p}wpmsync_changes WHERE job_id = %s) ORDER BY j.id",
+                   (job_id,))
 
 
 def roles_options(n):

@@ -32,7 +32,7 @@ from .errors import Conflict, InputError, NotFound
 from .schema import Network
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-USERMETA, OPTIONS = "usermeta", "options"
+USERMETA, OPTIONS = 1, 2  # the table a journal row names (a number: every byte counts per row)
 # TEMPORARY tables of an undo: the range's journal ids, the last write of rows written twice,
 # one entry per row to put back, the memberships that conflict.
 IDS, LAST, UNDO, BAD = "wpmsync_undo_ids", "wpmsync_undo_last", "wpmsync_undo", "wpmsync_undo_bad"
@@ -41,28 +41,29 @@ _READY: set[tuple[str, str, str]] = set()
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS {changes} (
-        job_id CHAR(32) NOT NULL PRIMARY KEY,
+        seq BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        job_id CHAR(32) NOT NULL,
         network_id BIGINT NOT NULL,
         trigger_info VARCHAR(255) NOT NULL,
         undo_of CHAR(32) NULL,
         created_at DATETIME(6) NOT NULL,
         undone_by CHAR(32) NULL,
         undone_at DATETIME(6) NULL,
+        UNIQUE KEY job_id (job_id),
         KEY network_created (network_id, created_at)
     ) DEFAULT CHARSET=utf8mb4""",
     """CREATE TABLE IF NOT EXISTS {journal} (
         id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-        job_id CHAR(32) NOT NULL,
-        tbl VARCHAR(16) NOT NULL,
+        change_seq BIGINT UNSIGNED NOT NULL,
+        tbl TINYINT UNSIGNED NOT NULL,
         row_id BIGINT UNSIGNED NOT NULL,
         user_id BIGINT UNSIGNED NOT NULL,
         blog_id BIGINT NOT NULL,
         meta_key VARCHAR(255) COLLATE {collation} NOT NULL,
         old_value LONGTEXT NULL,
         new_value LONGTEXT NULL,
-        created_at DATETIME(6) NOT NULL,
-        undone_by CHAR(32) NULL,
-        KEY job_user (job_id, user_id)
+        undone_by BIGINT UNSIGNED NULL,
+        KEY change_user (change_seq, user_id)
     ) DEFAULT CHARSET=utf8mb4""",
 ]
 
@@ -105,33 +106,36 @@ def _journal(network: Network) -> str:
 
 # ---------------------------------------------------------------- writing the journal
 
-def open_change(cur: Any, network: Network, change: Change) -> None:
-    """Register the change (once; later calls are no-ops). Runs inside the writer's transaction,
-    so a change with no committed rows leaves no trace. A queued job registers at creation, so
-    its parallel batches only read this row and never wait on each other."""
+def open_change(cur: Any, network: Network, change: Change) -> int:
+    """Register the change (once; later calls are no-ops) and return its number, which its
+    journal rows carry instead of the 32-character id. Runs inside the writer's transaction, so
+    a change with no committed rows leaves no trace. A queued job registers at creation, so its
+    parallel batches only read this row and never wait on each other."""
     cur.execute(f"INSERT IGNORE INTO {_changes(network)} (job_id, network_id, trigger_info, undo_of, created_at) "
                 "VALUES (%s, %s, %s, %s, NOW(6))",
                 (change.job_id, network.config.network_id, change.trigger, change.undo_of))
+    cur.execute(f"SELECT seq FROM {_changes(network)} WHERE job_id = %s", (change.job_id,))
+    return int(cur.fetchone()[0])
 
 
 def record_select(cur: Any, network: Network, change: Change, select: str, params: Iterable[Any] = ()) -> int:
     """Journal the rows a SELECT names, set-based. ``select`` is the part after ``SELECT`` and
     yields: tbl, row_id, user_id, blog_id, meta_key, old_value, new_value."""
-    open_change(cur, network, change)
+    seq = open_change(cur, network, change)
     return cur.execute(
-        f"INSERT INTO {_journal(network)} (job_id, created_at, tbl, row_id, user_id, blog_id, meta_key, "
-        f"old_value, new_value) SELECT %s, NOW(6), {select}", (change.job_id, *params))
+        f"INSERT INTO {_journal(network)} (change_seq, tbl, row_id, user_id, blog_id, meta_key, "
+        f"old_value, new_value) SELECT %s, {select}", (seq, *params))
 
 
 def _record_rows(cur: Any, network: Network, change: Change, rows: list[tuple]) -> None:
     """Journal rows known in Python: (tbl, row_id, user_id, blog_id, meta_key, old, new)."""
     if not rows:
         return
-    open_change(cur, network, change)
+    seq = open_change(cur, network, change)
     cur.execute(
-        f"INSERT INTO {_journal(network)} (job_id, created_at, tbl, row_id, user_id, blog_id, meta_key, "
-        "old_value, new_value) VALUES " + ", ".join(["(%s, NOW(6), %s, %s, %s, %s, %s, %s, %s)"] * len(rows)),
-        [x for row in rows for x in (change.job_id, *row)])
+        f"INSERT INTO {_journal(network)} (change_seq, tbl, row_id, user_id, blog_id, meta_key, "
+        "old_value, new_value) VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows)),
+        [x for row in rows for x in (seq, *row)])
 
 
 def update_meta(cur: Any, network: Network, change: Change | None, user_id: int, blog_id: int,
@@ -205,7 +209,7 @@ def recent(conn: Any, network: Network, limit: int = 20) -> list[dict[str, Any]]
     with conn.cursor() as cur:
         cur.execute(
             f"SELECT c.job_id, c.trigger_info, c.created_at, c.undone_by, c.undone_at, c.undo_of, "
-            f"(SELECT COUNT(*) FROM {_journal(network)} j WHERE j.job_id = c.job_id) AS rows_ "
+            f"(SELECT COUNT(*) FROM {_journal(network)} j WHERE j.change_seq = c.seq) AS rows_ "
             f"FROM {_changes(network)} c WHERE c.network_id = %s ORDER BY c.created_at DESC LIMIT %s",
             (network.config.network_id, int(limit)))
         rows = cur.fetchall()
@@ -224,15 +228,15 @@ def prune(conn: Any, network: Network, days: int, chunk: int = 10_000) -> int:
     ensure_tables(conn, network)
     removed = 0
     with conn.cursor() as cur:
-        cur.execute(f"SELECT job_id FROM {_changes(network)} WHERE network_id = %s AND created_at < "
+        cur.execute(f"SELECT seq FROM {_changes(network)} WHERE network_id = %s AND created_at < "
                     "NOW(6) - INTERVAL %s DAY", (network.config.network_id, days))
-        for (job_id,) in cur.fetchall():
+        for (seq,) in cur.fetchall():
             while True:
-                n = cur.execute(f"DELETE FROM {_journal(network)} WHERE job_id = %s LIMIT %s", (job_id, chunk))
+                n = cur.execute(f"DELETE FROM {_journal(network)} WHERE change_seq = %s LIMIT %s", (seq, chunk))
                 removed += n
                 if n < chunk:
                     break
-            cur.execute(f"DELETE FROM {_changes(network)} WHERE job_id = %s", (job_id,))
+            cur.execute(f"DELETE FROM {_changes(network)} WHERE seq = %s", (seq,))
     return removed
 
 
@@ -265,10 +269,10 @@ def rows_to_undo(conn: Any, network: Network, job_id: Any, at_most: int) -> int:
     """Rows of change ``job_id`` not undone yet, counted up to ``at_most`` (a bounded read: the
     caller only asks whether the undo fits in one request). Refuses an unknown change (404) or
     a job still running (409)."""
-    job_id = _require_change(conn, network, job_id)
+    _, seq = _require_change(conn, network, job_id)
     with conn.cursor() as cur:
-        cur.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {_journal(network)} WHERE job_id = %s "
-                    "AND undone_by IS NULL LIMIT %s) r", (job_id, at_most))
+        cur.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {_journal(network)} WHERE change_seq = %s "
+                    "AND undone_by IS NULL LIMIT %s) r", (seq, at_most))
         return int(cur.fetchone()[0])
 
 
@@ -279,17 +283,17 @@ def undo(conn: Any, network: Network, job_id: Any, *, dry_run: bool = False,
     one transaction under the lock of its users' buckets (the locks every sync takes).
     A queued undo passes its own ``change`` and does ``max_ranges`` ranges per message, starting
     at ``from_user``; ``outcome.next_user`` says where the next message starts."""
-    job_id = _require_change(conn, network, job_id)
+    job_id, seq = _require_change(conn, network, job_id)
     change = None if dry_run else (change or Change.new(f"{trigger} {job_id}", undo_of=job_id))
     outcome = UndoOutcome(job_id=change.job_id if change else None, undo_of=job_id, dry_run=dry_run)
     done = 0
-    while (found := _next_range(conn, network, job_id, from_user, rows_per_chunk)) is not None:
+    while (found := _next_range(conn, network, seq, from_user, rows_per_chunk)) is not None:
         if max_ranges is not None and done == max_ranges:
             outcome.next_user = from_user
             break
         lo, hi = found
         with named_locks(conn, network.config, user_locks(lo, hi)), transaction(conn) as cur:
-            _undo_range(cur, network, job_id, lo, hi, change, outcome)
+            _undo_range(cur, network, seq, lo, hi, change, outcome)
             if dry_run:
                 conn.rollback()  # nothing of a preview stays (only temporary tables were written)
         done += 1
@@ -303,22 +307,24 @@ def undo(conn: Any, network: Network, job_id: Any, *, dry_run: bool = False,
     return outcome
 
 
-def _require_change(conn: Any, network: Network, job_id: Any) -> str:
+def _require_change(conn: Any, network: Network, job_id: Any) -> tuple[str, int]:
+    """(job id, change number) of a known change of this network that is not still running."""
     job_id = parse_job_id(job_id)
     ensure_tables(conn, network)
     with conn.cursor() as cur:
-        cur.execute(f"SELECT job_id FROM {_changes(network)} WHERE job_id = %s AND network_id = %s",
+        cur.execute(f"SELECT seq FROM {_changes(network)} WHERE job_id = %s AND network_id = %s",
                     (job_id, network.config.network_id))
-        if cur.fetchone() is None:
+        row = cur.fetchone()
+        if row is None:
             raise NotFound(f"no journaled change {job_id}: it wrote nothing, or the journal was pruned")
     from . import jobs  # jobs imports memberships, which imports this module
 
     if any(other == job_id for other, _ in jobs.active_jobs(conn, network)):
         raise Conflict(f"job {job_id} is still running; undo it once it has finished")
-    return job_id
+    return job_id, int(row[0])
 
 
-def _next_range(conn: Any, network: Network, job_id: str, from_user: int,
+def _next_range(conn: Any, network: Network, seq: int, from_user: int,
                 per_chunk: int) -> tuple[int, int] | None:
     """The next user-id range of the change from ``from_user`` on, on lock-bucket boundaries,
     holding about ``per_chunk`` journal rows. Two short reads of the (job_id, user_id) index,
@@ -326,43 +332,43 @@ def _next_range(conn: Any, network: Network, job_id: str, from_user: int,
     width = db.LOCK_BUCKET
     journal = _journal(network)
     with conn.cursor() as cur:
-        cur.execute(f"SELECT MIN(user_id) FROM {journal} WHERE job_id = %s AND user_id >= %s "
-                    "AND undone_by IS NULL", (job_id, from_user))
+        cur.execute(f"SELECT MIN(user_id) FROM {journal} WHERE change_seq = %s AND user_id >= %s "
+                    "AND undone_by IS NULL", (seq, from_user))
         (first,) = cur.fetchone()
         if first is None:
             return None
         lo = int(first) // width * width
-        cur.execute(f"SELECT user_id FROM {journal} WHERE job_id = %s AND user_id >= %s "
-                    "ORDER BY user_id LIMIT 1 OFFSET %s", (job_id, lo, max(0, per_chunk - 1)))
+        cur.execute(f"SELECT user_id FROM {journal} WHERE change_seq = %s AND user_id >= %s "
+                    "ORDER BY user_id LIMIT 1 OFFSET %s", (seq, lo, max(0, per_chunk - 1)))
         row = cur.fetchone()
         if row is None:  # fewer rows than a chunk are left: up to the change's last user
-            cur.execute(f"SELECT MAX(user_id) FROM {journal} WHERE job_id = %s", (job_id,))
+            cur.execute(f"SELECT MAX(user_id) FROM {journal} WHERE change_seq = %s", (seq,))
             row = cur.fetchone()
     return lo, int(row[0]) // width * width + width - 1
 
 
-def _undo_range(cur: Any, network: Network, job_id: str, lo: int, hi: int, change: Change | None,
+def _undo_range(cur: Any, network: Network, seq: int, lo: int, hi: int, change: Change | None,
                 outcome: UndoOutcome) -> None:
     """One range: load the change's rows (first old value, last new value per row), mark the
     memberships that changed since, put the rest back, journal it. About a dozen statements,
     whatever the number of rows."""
     um, users, journal = network.tables.usermeta, network.tables.users, _journal(network)
     cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {UNDO} (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, "
-                "tbl VARCHAR(16) NOT NULL, row_id BIGINT UNSIGNED NOT NULL, user_id BIGINT UNSIGNED NOT NULL, "
+                "tbl TINYINT UNSIGNED NOT NULL, row_id BIGINT UNSIGNED NOT NULL, user_id BIGINT UNSIGNED NOT NULL, "
                 f"blog_id BIGINT NOT NULL, meta_key VARCHAR(255) COLLATE {network.meta_key_collation} NOT NULL, "
                 "old_value LONGTEXT NULL, new_value LONGTEXT NULL, ok TINYINT NOT NULL DEFAULT 1, reason VARCHAR(120) NULL, "
                 "KEY row_ (tbl, blog_id, row_id), KEY owner (user_id, blog_id)) DEFAULT CHARSET=utf8mb4")
     for table in (IDS, LAST):
         cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, "
-                    "tbl VARCHAR(16) NOT NULL, blog_id BIGINT NOT NULL, row_id BIGINT UNSIGNED NOT NULL, "
+                    "tbl TINYINT UNSIGNED NOT NULL, blog_id BIGINT NOT NULL, row_id BIGINT UNSIGNED NOT NULL, "
                     "KEY row_ (tbl, blog_id, row_id)) DEFAULT CHARSET=utf8mb4")
     cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {BAD} (user_id BIGINT UNSIGNED NOT NULL, "
                 "blog_id BIGINT NOT NULL, PRIMARY KEY (user_id, blog_id))")
     for table in (IDS, LAST, UNDO, BAD):
         cur.execute(f"DELETE FROM {table}")
     # The range's journal rows, read once through (job_id, user_id); all else goes by id.
-    cur.execute(f"INSERT INTO {IDS} SELECT id, tbl, blog_id, row_id FROM {journal} WHERE job_id = %s "
-                "AND user_id BETWEEN %s AND %s AND undone_by IS NULL", (job_id, lo, hi))
+    cur.execute(f"INSERT INTO {IDS} SELECT id, tbl, blog_id, row_id FROM {journal} WHERE change_seq = %s "
+                "AND user_id BETWEEN %s AND %s AND undone_by IS NULL", (seq, lo, hi))
     # One entry per row (options rows of different sites can share an id: the site is part of
     # the name), with the value before the change's first write to it...
     cur.execute(
@@ -408,6 +414,7 @@ def _undo_range(cur: Any, network: Network, job_id: str, lo: int, hi: int, chang
     _count(cur, outcome)
     if change is None:
         return
+    undo_seq = open_change(cur, network, change)
     record_select(cur, network, change, f"tbl, row_id, user_id, blog_id, meta_key, new_value, old_value FROM {UNDO} "
                   "WHERE ok = 1 AND NOT (old_value IS NULL AND new_value IS NULL)")
     # STRAIGHT_JOIN: driven by the few rows to put back, so only they are locked (never a scan of
@@ -424,7 +431,7 @@ def _undo_range(cur: Any, network: Network, job_id: str, lo: int, hi: int, chang
                     "SET o.option_value = u.old_value WHERE u.tbl = %s AND u.blog_id = %s AND u.ok = 1",
                     (OPTIONS, blog_id))
     cur.execute(f"UPDATE {UNDO} u JOIN {IDS} i ON i.tbl = u.tbl AND i.blog_id = u.blog_id AND i.row_id = u.row_id "
-                f"STRAIGHT_JOIN {journal} j ON j.id = i.id SET j.undone_by = %s WHERE u.ok = 1", (change.job_id,))
+                f"STRAIGHT_JOIN {journal} j ON j.id = i.id SET j.undone_by = %s WHERE u.ok = 1", (undo_seq,))
 
 
 def _count(cur: Any, outcome: UndoOutcome) -> None:
