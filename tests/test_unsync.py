@@ -19,6 +19,13 @@ def test_removing_users_from_sites_leaves_what_remove_user_from_blog_leaves(twin
     a, b = _synced(twins)
     users = [b.ids["user2"], b.ids["user3"], b.ids["user1"]]
     sites = [1, b.ids["site_plain"], b.ids["site_club"]]  # 1 is their primary_blog: it moves
+    plain = b.ids["site_plain"]
+    write_post = ("switch_to_blog(%d); $id = wp_insert_post(['post_title' => 'kept', 'post_status' => 'publish', "
+                  "'post_author' => %d]); restore_current_blog(); return $id;" % (plain, b.ids["user2"]))
+    post = {n.wp.eval(write_post) for n in (a, b)}  # user2 wrote a post on a site it leaves
+    people = lambda n: n.query(f"SELECT ID, user_login FROM {{p}}users ORDER BY ID")  # noqa: E731
+    posts = lambda n: n.query(f"SELECT ID, post_author, post_status FROM {{p}}{plain}_posts ORDER BY ID")  # noqa: E731
+    users_before, posts_before = people(b), posts(b)
     with a.wp.batch() as batch:
         for u in users:
             for s in sites:
@@ -27,6 +34,8 @@ def test_removing_users_from_sites_leaves_what_remove_user_from_blog_leaves(twin
         outcome = engine.remove_users(users, sites)
     assert outcome.sites[1]["removed"] == 3
     assert_same_rows(a, b)
+    # no user deleted, no post touched (the post stays user2's, as with WordPress's reassign=0)
+    assert people(b) == users_before and posts(b) == posts_before == posts(a) and len(post) == 1
     # the primary blog moved to the lowest site they still belong to
     assert b.query("SELECT meta_value FROM {p}usermeta WHERE user_id = %s AND meta_key = 'primary_blog'",
                    (b.ids["user2"],)) == [(str(b.ids["site_authors"]),)]

@@ -223,7 +223,7 @@ def _iso(value: Any) -> str | None:
 
 def prune(conn: Any, network: Network, days: int, chunk: int = 10_000) -> int:
     """Forget changes older than ``days``, change by change in chunked deletes (no long lock on a
-    big journal; the journal has one secondary index, ``job_user``, because every index costs
+    big journal; the journal has one secondary index, ``change_user``, because every index costs
     each journaled row of a sync)."""
     ensure_tables(conn, network)
     removed = 0
@@ -327,7 +327,7 @@ def _require_change(conn: Any, network: Network, job_id: Any) -> tuple[str, int]
 def _next_range(conn: Any, network: Network, seq: int, from_user: int,
                 per_chunk: int) -> tuple[int, int] | None:
     """The next user-id range of the change from ``from_user`` on, on lock-bucket boundaries,
-    holding about ``per_chunk`` journal rows. Two short reads of the (job_id, user_id) index,
+    holding about ``per_chunk`` journal rows. Two short reads of the (change_seq, user_id) index,
     however big the change: a queued undo never rescans what it has done."""
     width = db.LOCK_BUCKET
     journal = _journal(network)
@@ -366,7 +366,7 @@ def _undo_range(cur: Any, network: Network, seq: int, lo: int, hi: int, change: 
                 "blog_id BIGINT NOT NULL, PRIMARY KEY (user_id, blog_id))")
     for table in (IDS, LAST, UNDO, BAD):
         cur.execute(f"DELETE FROM {table}")
-    # The range's journal rows, read once through (job_id, user_id); all else goes by id.
+    # The range's journal rows, read once through (change_seq, user_id); all else goes by id.
     cur.execute(f"INSERT INTO {IDS} SELECT id, tbl, blog_id, row_id FROM {journal} WHERE change_seq = %s "
                 "AND user_id BETWEEN %s AND %s AND undone_by IS NULL", (seq, lo, hi))
     # One entry per row (options rows of different sites can share an id: the site is part of

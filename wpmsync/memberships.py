@@ -9,7 +9,10 @@ users already have once (through the ``user_id`` index: WordPress has no index o
 (user_id, meta_key), so per-(user, site) probes would cost the user's whole meta each time),
 works out the missing memberships in temporary tables, and writes them in a handful of
 set-based statements, in one transaction, under the lock of its users' id buckets. It inserts
-only rows that do not exist: rerunning it writes nothing. Because a batch sees every site of
+only rows that do not exist: rerunning it writes nothing. Joins name their order
+(``STRAIGHT_JOIN``): driven from the batch's users or temporary tables, never from a key of
+``usermeta`` (a plan the optimizer picked on stale statistics read every row of a key, for each
+batch). Because a batch sees every site of
 the job for its users, it also knows the lowest site each user joins, which is what WordPress's
 loop makes the ``primary_blog``, whatever order the batches run in.
 """
@@ -250,7 +253,8 @@ def _collect(cur: Any, network: Network, targets: list[Target], first_user: int,
         f"INSERT INTO {HAVE} SELECT m.user_id, k.blog_id, MAX(k.kind = {CAPS}), MAX(k.kind = {LEVEL}), "
         f"MAX(k.kind = {PRIMARY_BLOG} AND m.meta_value NOT IN ('', '0')), MAX(k.kind = {PRIMARY_BLOG}), "
         f"MAX(k.kind = {SOURCE_DOMAIN}), MAX(k.kind = {SOURCE_SITE}) FROM {um} m "
-        f"JOIN {KEYS} k ON k.meta_key = m.meta_key WHERE m.user_id BETWEEN %s AND %s GROUP BY m.user_id, k.blog_id",
+        f"STRAIGHT_JOIN {KEYS} k ON k.meta_key = m.meta_key WHERE m.user_id BETWEEN %s AND %s "
+        "GROUP BY m.user_id, k.blog_id",
         (first_user, last_user),
     )
     source_join = ""
@@ -372,15 +376,13 @@ def apply_batch(conn: Any, network: Network, batch: Batch,
                 cur.execute(f"SELECT COALESCE(MAX(umeta_id), 0) FROM {um}")
                 (before,) = cur.fetchone()
                 # update_user_meta: a user_level row left without its caps row is updated in place.
+                stray = (f"{PENDING} t STRAIGHT_JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} "
+                         f"STRAIGHT_JOIN {um} m ON m.user_id = t.user_id AND m.meta_key = k.meta_key")
                 journal.record_select(
                     cur, network, change,
-                    f"%s, m.umeta_id, m.user_id, t.blog_id, m.meta_key, m.meta_value, k.value FROM {um} m "
-                    f"JOIN {PENDING} t ON t.user_id = m.user_id AND t.has_level = 1 JOIN {KEYS} k "
-                    f"ON k.blog_id = t.blog_id AND k.kind = {LEVEL} AND k.meta_key = m.meta_key "
-                    "WHERE NOT (BINARY m.meta_value <=> BINARY k.value)", (USERMETA,))
-                cur.execute(f"UPDATE {um} m JOIN {PENDING} t ON t.user_id = m.user_id AND t.has_level = 1 "
-                            f"JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} AND k.meta_key = m.meta_key "
-                            "SET m.meta_value = k.value")
+                    f"%s, m.umeta_id, m.user_id, t.blog_id, m.meta_key, m.meta_value, k.value FROM {stray} "
+                    "WHERE t.has_level = 1 AND NOT (BINARY m.meta_value <=> BINARY k.value)", (USERMETA,))
+                cur.execute(f"UPDATE {stray} SET m.meta_value = k.value WHERE t.has_level = 1")
                 cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT t.user_id, k.meta_key, k.value "
                             f"FROM {PENDING} t JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {CAPS} "
                             "ORDER BY t.user_id, t.blog_id")
@@ -395,7 +397,8 @@ def apply_batch(conn: Any, network: Network, batch: Batch,
                 journal.record_select(
                     cur, network, change,
                     f"%s, m.umeta_id, m.user_id, k.blog_id, m.meta_key, NULL, m.meta_value FROM {um} m "
-                    f"JOIN {KEYS} k ON k.meta_key = m.meta_key WHERE m.umeta_id > %s AND m.user_id BETWEEN %s AND %s",
+                    f"STRAIGHT_JOIN {KEYS} k ON k.meta_key = m.meta_key "
+                    "WHERE m.umeta_id > %s AND m.user_id BETWEEN %s AND %s",
                     (USERMETA, before, batch.first_user, batch.last_user))
                 outcome.job_id = change.job_id
                 _count_pending(cur, outcome)
@@ -429,15 +432,13 @@ def _assign_primary_blogs(cur: Any, network: Network, change: Change) -> int:
     if not count:
         return 0
     new_value = "IF(m.meta_key = 'primary_blog', CAST(p.blog_id AS CHAR), b.domain)"
+    leftover = f"{PRIMARY} p STRAIGHT_JOIN {um} m ON m.user_id = p.user_id JOIN {blogs} b ON b.blog_id = p.blog_id"
+    theirs = "m.meta_key IN ('primary_blog', 'source_domain') AND (p.primary_rows = 1 OR p.source_rows = 1)"
     journal.record_select(
         cur, network, change,
-        f"%s, m.umeta_id, m.user_id, 0, m.meta_key, m.meta_value, {new_value} FROM {um} m "
-        f"JOIN {PRIMARY} p ON p.user_id = m.user_id JOIN {blogs} b ON b.blog_id = p.blog_id "
-        "WHERE m.meta_key IN ('primary_blog', 'source_domain') AND (p.primary_rows = 1 OR p.source_rows = 1) "
-        f"AND NOT (BINARY m.meta_value <=> BINARY {new_value})", (USERMETA,))
-    cur.execute(f"UPDATE {um} m JOIN {PRIMARY} p ON p.user_id = m.user_id JOIN {blogs} b ON b.blog_id = p.blog_id "
-                "SET m.meta_value = IF(m.meta_key = 'primary_blog', CAST(p.blog_id AS CHAR), b.domain) "
-                "WHERE m.meta_key IN ('primary_blog', 'source_domain') AND (p.primary_rows = 1 OR p.source_rows = 1)")
+        f"%s, m.umeta_id, m.user_id, 0, m.meta_key, m.meta_value, {new_value} FROM {leftover} "
+        f"WHERE {theirs} AND NOT (BINARY m.meta_value <=> BINARY {new_value})", (USERMETA,))
+    cur.execute(f"UPDATE {leftover} SET m.meta_value = {new_value} WHERE {theirs}")
     cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT p.user_id, 'primary_blog', "
                 f"CAST(p.blog_id AS CHAR) FROM {PRIMARY} p WHERE p.primary_rows = 0 ORDER BY p.user_id")
     cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT p.user_id, 'source_domain', b.domain "
