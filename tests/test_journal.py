@@ -200,3 +200,21 @@ def test_undo_and_journal_over_http_and_cli(net, monkeypatch):
     shown = subprocess.run([sys.executable, "-m", "wpmsync", "journal", "--db", net.db], cwd=ROOT,
                            capture_output=True, text=True, timeout=60)
     assert f"undone by {json.loads(cli.stdout)['job_id']}" in shown.stdout
+
+
+def test_the_timer_prunes_changes_older_than_the_journal_days(net):
+    """WPMSYNC_JOURNAL_DAYS (30): older changes and their rows go, newer ones stay; even with
+    every trigger switched off (manual actions journal too)."""
+    from wpmsync.reconcile import reconcile
+
+    with net.engine() as engine:
+        old = engine.sync_sites([net.ids["site_plain"]]).job_id
+        new = engine.sync_sites([net.ids["site_club"]]).job_id
+    net.query("UPDATE {p}wpmsync_changes SET created_at = NOW(6) - INTERVAL 31 DAY WHERE job_id = %s", (old,))
+    with net.engine() as engine:
+        assert reconcile(engine)["status"] == "skipped"  # all triggers off, the journal still pruned
+        assert [c["job_id"] for c in engine.journal()] == [new]
+        with pytest.raises(NotFound):
+            engine.undo(old)
+    assert journal_rows(net, old) == [] and journal_rows(net, new) != []
+    assert net.query("SELECT COUNT(*) FROM {p}wpmsync_journal")[0][0] == len(journal_rows(net, new))

@@ -23,6 +23,8 @@ log = logging.getLogger("wpmsync.reconcile")
 def reconcile(engine: Engine) -> dict[str, Any]:
     """One reconcile pass. Returns what it did, including the job it queued (if any)."""
     conn, network = engine.conn, engine.network
+    # Manual actions journal too, so the journal is pruned whatever the switches say.
+    journal.prune(conn, network, network.config.journal_days)
     switches = engine.settings()
     if not any(switches.values()):
         return {"status": "skipped", "reason": "all triggers are off"}
@@ -50,7 +52,6 @@ def reconcile(engine: Engine) -> dict[str, Any]:
         if not drifted:
             jobs.finish_inline(conn, network, job.id)
         events.prune(conn, network)
-        journal.prune(conn, network, network.config.journal_days)
         log.info("reconcile: %s", {"job": job.id, **findings})
         return {"status": "queued" if drifted else "in_sync", "job_id": job.id, **findings}
     finally:
