@@ -170,7 +170,7 @@ def test_journal_undoes_the_unsync(stack: Stack) -> None:
 
     def pending() -> list[tuple]:  # the change's journal rows not undone yet, and its own undone_by
         return s.wp.query("SELECT (SELECT COUNT(*) FROM {p}wpmsync_journal j WHERE j.change_seq = c.seq AND "
-                          "j.undone_by IS NULL), c.undone_by FROM {p}wpmsync_changes c WHERE c.job_id = %s", (change,))
+                          "j.undone_by = 0), c.undone_by FROM {p}wpmsync_changes c WHERE c.job_id = %s", (change,))
 
     before = pending()
     assert before[0][0] > 0 and before[0][1] is None, before

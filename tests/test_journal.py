@@ -218,3 +218,22 @@ def test_the_timer_prunes_changes_older_than_the_journal_days(net):
             engine.undo(old)
     assert journal_rows(net, old) == [] and journal_rows(net, new) != []
     assert net.query("SELECT COUNT(*) FROM {p}wpmsync_journal")[0][0] == len(journal_rows(net, new))
+
+
+def test_a_row_written_twice_by_one_change_gets_its_first_value_back(net):
+    """A forced sync that adds a user back to two sites it was removed from rewrites its removal
+    record twice (and deletes it the second time): undo puts back the record as it was before
+    the first write, with its id."""
+    uid, plain, club = net.ids["user2"], net.ids["site_plain"], net.ids["site_club"]
+    with net.engine() as engine:
+        engine.sync_sites([plain, club])
+        engine.remove_users([uid], [plain, club])
+        removed = net.usermeta_checksum()
+        record = [r for r in removed if r[1] == uid and r[2] == "wpmus_removed_from_blogs"]
+        assert len(record) == 1
+        outcome = engine.sync_sites([plain, club], force=True)
+        assert outcome.removals_cleared == 2 and uid in net.members(plain)
+        writes = [r for r in journal_rows(net, outcome.job_id) if r[4] == "wpmus_removed_from_blogs"]
+        assert [w[1] for w in writes] == [record[0][0]] * 2 and writes[-1][6] is None  # updated, then deleted
+        result = engine.undo(outcome.job_id)
+    assert result.conflicts == 0 and net.usermeta_checksum() == removed

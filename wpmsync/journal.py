@@ -62,7 +62,7 @@ DDL = [
         meta_key VARCHAR(255) COLLATE {collation} NOT NULL,
         old_value LONGTEXT NULL,
         new_value LONGTEXT NULL,
-        undone_by BIGINT UNSIGNED NULL,
+        undone_by BIGINT UNSIGNED NOT NULL DEFAULT 0,
         KEY change_user (change_seq, user_id)
     ) DEFAULT CHARSET=utf8mb4""",
 ]
@@ -272,7 +272,7 @@ def rows_to_undo(conn: Any, network: Network, job_id: Any, at_most: int) -> int:
     _, seq = _require_change(conn, network, job_id)
     with conn.cursor() as cur:
         cur.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {_journal(network)} WHERE change_seq = %s "
-                    "AND undone_by IS NULL LIMIT %s) r", (seq, at_most))
+                    "AND undone_by = 0 LIMIT %s) r", (seq, at_most))
         return int(cur.fetchone()[0])
 
 
@@ -332,11 +332,14 @@ def _next_range(conn: Any, network: Network, seq: int, from_user: int,
     width = db.LOCK_BUCKET
     journal = _journal(network)
     with conn.cursor() as cur:
-        cur.execute(f"SELECT MIN(user_id) FROM {journal} WHERE change_seq = %s AND user_id >= %s "
-                    "AND undone_by IS NULL", (seq, from_user))
-        (first,) = cur.fetchone()
-        if first is None:
+        # ORDER BY ... LIMIT 1, not MIN(): undone_by is not in the index, and MIN() read every
+        # row left to check it (a quadratic undo at a million rows); this stops at the first.
+        cur.execute(f"SELECT user_id FROM {journal} WHERE change_seq = %s AND user_id >= %s "
+                    "AND undone_by = 0 ORDER BY user_id LIMIT 1", (seq, from_user))
+        found = cur.fetchone()
+        if found is None:
             return None
+        (first,) = found
         lo = int(first) // width * width
         cur.execute(f"SELECT user_id FROM {journal} WHERE change_seq = %s AND user_id >= %s "
                     "ORDER BY user_id LIMIT 1 OFFSET %s", (seq, lo, max(0, per_chunk - 1)))
@@ -368,7 +371,7 @@ def _undo_range(cur: Any, network: Network, seq: int, lo: int, hi: int, change: 
         cur.execute(f"DELETE FROM {table}")
     # The range's journal rows, read once through (change_seq, user_id); all else goes by id.
     cur.execute(f"INSERT INTO {IDS} SELECT id, tbl, blog_id, row_id FROM {journal} WHERE change_seq = %s "
-                "AND user_id BETWEEN %s AND %s AND undone_by IS NULL", (seq, lo, hi))
+                "AND user_id BETWEEN %s AND %s AND undone_by = 0", (seq, lo, hi))
     # One entry per row (options rows of different sites can share an id: the site is part of
     # the name), with the value before the change's first write to it...
     cur.execute(
@@ -377,8 +380,9 @@ def _undo_range(cur: Any, network: Network, seq: int, lo: int, hi: int, change: 
         f"FROM (SELECT MIN(id) AS id FROM {IDS} GROUP BY tbl, blog_id, row_id) first "
         f"STRAIGHT_JOIN {journal} j ON j.id = first.id")
     # ... and the value after its last write (a row written twice by one change: rare).
-    if cur.execute(f"INSERT INTO {LAST} SELECT MAX(id), tbl, blog_id, row_id FROM {IDS} "
-                   "GROUP BY tbl, blog_id, row_id HAVING COUNT(*) > 1"):
+    chains = cur.execute(f"INSERT INTO {LAST} SELECT MAX(id), tbl, blog_id, row_id FROM {IDS} "
+                         "GROUP BY tbl, blog_id, row_id HAVING COUNT(*) > 1")
+    if chains:
         cur.execute(f"UPDATE {UNDO} u JOIN {LAST} l ON l.tbl = u.tbl AND l.blog_id = u.blog_id AND l.row_id = u.row_id "
                     f"STRAIGHT_JOIN {journal} j ON j.id = l.id SET u.new_value = j.new_value")
     # Conflicts: a row we added or changed no longer holds what we wrote...
@@ -430,8 +434,14 @@ def _undo_range(cur: Any, network: Network, seq: int, lo: int, hi: int, change: 
         cur.execute(f"UPDATE {UNDO} u STRAIGHT_JOIN {network.tables.options(blog_id)} o ON o.option_id = u.row_id "
                     "SET o.option_value = u.old_value WHERE u.tbl = %s AND u.blog_id = %s AND u.ok = 1",
                     (OPTIONS, blog_id))
-    cur.execute(f"UPDATE {UNDO} u JOIN {IDS} i ON i.tbl = u.tbl AND i.blog_id = u.blog_id AND i.row_id = u.row_id "
-                f"STRAIGHT_JOIN {journal} j ON j.id = i.id SET j.undone_by = %s WHERE u.ok = 1", (undo_seq,))
+    # Mark what was put back (undone_by is NOT NULL DEFAULT 0: updated in place, the row keeps
+    # its size): the rows loaded, and, for rows the change wrote twice, their other entries.
+    cur.execute(f"UPDATE {UNDO} u STRAIGHT_JOIN {journal} j ON j.id = u.id SET j.undone_by = %s WHERE u.ok = 1",
+                (undo_seq,))
+    if chains:
+        cur.execute(f"UPDATE {LAST} l JOIN {UNDO} u ON u.tbl = l.tbl AND u.blog_id = l.blog_id AND u.row_id = l.row_id "
+                    f"JOIN {IDS} i ON i.tbl = l.tbl AND i.blog_id = l.blog_id AND i.row_id = l.row_id "
+                    f"STRAIGHT_JOIN {journal} j ON j.id = i.id SET j.undone_by = %s WHERE u.ok = 1", (undo_seq,))
 
 
 def _count(cur: Any, outcome: UndoOutcome) -> None:
