@@ -37,7 +37,9 @@ real WordPress (Debian's ``wordpress`` package driven through ``wpfixture``):
    its own copy (so the timed run is not slowed by tracing); ``--memory-check`` also builds a
    network with half the users and prints both peaks (they should be about the same: the
    engine never holds the user list). ``--profile`` runs the engine once more on its own copy
-   with every statement timed and prints the slowest statement templates.
+   with every statement timed and prints the slowest statement templates;
+6. **undo**: on one more copy, syncs, then times ``engine.undo`` of that sync and checks that
+   the whole of ``usermeta`` (ids included) is back as it was.
 
 Every database it creates starts with ``wpmsbench_`` and is dropped at the end (also on error).
 The exit status is 0 whatever the targets say, unless ``--strict`` (then 1 on a FAIL or a
