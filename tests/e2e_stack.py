@@ -159,3 +159,14 @@ def login(page: Any, base: str, user: str, password: str) -> None:
         page.click("#wp-submit")
     assert "/wp-admin/" in page.url, page.url
     assert page.locator("#wpadminbar").count() == 1
+
+
+def assert_no_php_errors_and_nothing_from_outside(stack: Stack) -> None:
+    """Run last in a module: no PHP error of the plugin in WordPress's debug log, no fault in the
+    functions, and no request of the pages to anything but this machine."""
+    log = stack.wordpress.debug_log_text()
+    ours = [line for line in log.splitlines()
+            if "mu-plugins/wpmsync" in line or str(PLUGIN_DIR) in line or "PHP Fatal" in line]
+    assert not ours, "\n".join(ours[:20])
+    assert not stack.functions.errors, stack.functions.errors
+    assert not BLOCKED, BLOCKED

@@ -17,7 +17,7 @@ import re
 import time
 
 from e2e_stack import (  # noqa: F401 - stack: the fixture, used by name
-    BLOCKED, FUNCTION_KEY, PLUGIN_DIR, SITES, Stack, login, stack, wait_for,
+    FUNCTION_KEY, SITES, Stack, assert_no_php_errors_and_nothing_from_outside, login, stack, wait_for,
 )
 
 
@@ -208,9 +208,4 @@ def test_functions_runner_checks_the_function_key(stack: Stack) -> None:
 
 
 def test_no_php_errors_and_nothing_from_outside(stack: Stack) -> None:
-    log = stack.wordpress.debug_log_text()
-    ours = [line for line in log.splitlines()
-            if "mu-plugins/wpmsync" in line or str(PLUGIN_DIR) in line or "PHP Fatal" in line]
-    assert not ours, "\n".join(ours[:20])
-    assert not stack.functions.errors, stack.functions.errors
-    assert not BLOCKED, BLOCKED  # the served pages want nothing from outside
+    assert_no_php_errors_and_nothing_from_outside(stack)

@@ -14,7 +14,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from e2e_stack import BLOCKED, FUNCTION_KEY, PLUGIN_DIR, Stack, login, stack, wait_for  # noqa: F401 - stack: the fixture
+from e2e_stack import (  # noqa: F401 - stack: the fixture
+    FUNCTION_KEY, Stack, assert_no_php_errors_and_nothing_from_outside, login, stack, wait_for,
+)
 
 CHANGES: dict[str, str] = {}  # journal ids of the bulk test's changes, for the journal test
 
@@ -232,9 +234,4 @@ def test_user_screen_checklist_follows_the_memberships(stack: Stack) -> None:
 
 
 def test_no_php_errors_and_nothing_from_outside(stack: Stack) -> None:
-    log = stack.wordpress.debug_log_text()
-    ours = [line for line in log.splitlines()
-            if "mu-plugins/wpmsync" in line or str(PLUGIN_DIR) in line or "PHP Fatal" in line]
-    assert not ours, "\n".join(ours[:20])
-    assert not stack.functions.errors, stack.functions.errors
-    assert not BLOCKED, BLOCKED
+    assert_no_php_errors_and_nothing_from_outside(stack)
