@@ -66,7 +66,7 @@ def run_batch(msg: func.QueueMessage) -> None:
 def _undo_step(job_id: str, undo_id: str, from_user: int) -> None:
     """One range of a queued undo, then the message for the next range while ranges remain."""
     with common.engine("queue") as engine:
-        outcome = engine.undo(job_id, change=Change(undo_id, f"undo {job_id} (queued)", undo_of=job_id),
+        outcome = engine.undo(job_id, change=Change(undo_id, f"undo {job_id} (queue)", undo_of=job_id),
                               from_user=from_user, max_ranges=1)
     common.notify_wordpress(outcome)
     if outcome.next_user is not None:

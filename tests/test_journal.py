@@ -200,6 +200,7 @@ def test_undo_and_journal_over_http_and_cli(net, monkeypatch):
     shown = subprocess.run([sys.executable, "-m", "wpmsync", "journal", "--db", net.db], cwd=ROOT,
                            capture_output=True, text=True, timeout=60)
     assert f"undone by {json.loads(cli.stdout)['job_id']}" in shown.stdout
+    assert f"undo {answer['job_id']} (cli:undo)" in shown.stdout  # the same form as a queued undo's
 
 
 def test_the_timer_prunes_changes_older_than_the_journal_days(net):

@@ -173,7 +173,7 @@ class Engine:
              from_user: int = 0, max_ranges: int | None = None) -> UndoOutcome:
         """Put back the exact rows a change (a job, a hook, a manual action) replaced; memberships
         changed since are left alone and reported. See journal.py."""
-        return journal.undo(self.conn, self.network, job_id, dry_run=dry_run, trigger=f"undo ({self.trigger})",
+        return journal.undo(self.conn, self.network, job_id, dry_run=dry_run, trigger=self.trigger,
                             rows_per_chunk=self.config.batch_size, change=change, from_user=from_user,
                             max_ranges=max_ranges)
 
@@ -181,7 +181,7 @@ class Engine:
         """A queued undo's change, registered now: the journal shows who asked for it while
         its messages run."""
         job_id = journal.parse_job_id(job_id)
-        change = Change.new(f"undo {job_id} ({self.trigger})", undo_of=job_id)
+        change = Change.undoing(job_id, self.trigger)
         with transaction(self.conn) as cur:
             journal.open_change(cur, self.network, change)
         return change

@@ -80,6 +80,11 @@ class Change:
     def new(cls, trigger: str, undo_of: str | None = None) -> "Change":
         return cls(uuid.uuid4().hex, trigger[:255], undo_of)
 
+    @classmethod
+    def undoing(cls, job_id: str, trigger: str) -> "Change":
+        """The change an undo of ``job_id`` makes, asked for by ``trigger``."""
+        return cls.new(f"undo {job_id} ({trigger})", undo_of=job_id)
+
 
 def ensure_tables(conn: Any, network: Network) -> None:
     key = (network.config.db_host, network.config.db_name, network.tables.prefix)
@@ -277,14 +282,14 @@ def rows_to_undo(conn: Any, network: Network, job_id: Any, at_most: int) -> int:
 
 
 def undo(conn: Any, network: Network, job_id: Any, *, dry_run: bool = False,
-         trigger: str = "undo", rows_per_chunk: int = 50_000, change: Change | None = None,
+         trigger: str = "api", rows_per_chunk: int = 50_000, change: Change | None = None,
          from_user: int = 0, max_ranges: int | None = None) -> UndoOutcome:
     """Put back the rows change ``job_id`` wrote, user-id range by user-id range, each range in
     one transaction under the lock of its users' buckets (the locks every sync takes).
     A queued undo passes its own ``change`` and does ``max_ranges`` ranges per message, starting
     at ``from_user``; ``outcome.next_user`` says where the next message starts."""
     job_id, seq = _require_change(conn, network, job_id)
-    change = None if dry_run else (change or Change.new(f"{trigger} {job_id}", undo_of=job_id))
+    change = None if dry_run else (change or Change.undoing(job_id, trigger))
     outcome = UndoOutcome(job_id=change.job_id if change else None, undo_of=job_id, dry_run=dry_run)
     done = 0
     while (found := _next_range(conn, network, seq, from_user, rows_per_chunk)) is not None:
