@@ -10,6 +10,8 @@ defined( 'ABSPATH' ) || exit;
 require_once __DIR__ . '/includes/class-wpmsync-config.php';
 require_once __DIR__ . '/includes/class-wpmsync-signer.php';
 require_once __DIR__ . '/includes/class-wpmsync-client.php';
+require_once __DIR__ . '/includes/class-wpmsync-outbox.php';
+require_once __DIR__ . '/includes/class-wpmsync-removals.php';
 require_once __DIR__ . '/includes/class-wpmsync-events.php';
 require_once __DIR__ . '/includes/class-wpmsync-rest.php';
 require_once __DIR__ . '/includes/class-wpmsync-notices.php';

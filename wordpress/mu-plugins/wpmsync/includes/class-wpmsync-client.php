@@ -36,15 +36,16 @@ final class Wpmsync_Client {
 	/**
 	 * The JSON body of a hook: {"event", "event_id", "data"}.
 	 *
-	 * @param string $event Event name.
-	 * @param array  $data  Event data.
+	 * @param string      $event    Event name.
+	 * @param array       $data     Event data.
+	 * @param string|null $event_id The event's id in the outbox (a new one when null).
 	 * @return string
 	 */
-	public static function hook_body( $event, array $data ) {
+	public static function hook_body( $event, array $data, $event_id = null ) {
 		return (string) wp_json_encode(
 			array(
 				'event'    => (string) $event,
-				'event_id' => wp_generate_uuid4(), // 36 chars of [0-9a-f-]: matches the functions' event id rule.
+				'event_id' => null === $event_id ? wp_generate_uuid4() : (string) $event_id, // 36 chars of [0-9a-f-].
 				'data'     => $data,
 			)
 		);
@@ -52,14 +53,15 @@ final class Wpmsync_Client {
 
 	/**
 	 * POST one signed hook. A failure is logged (never with the secret) and returned, never thrown:
-	 * the timer's reconcile repairs what a lost hook missed.
+	 * the event stays in the outbox until it is acknowledged.
 	 *
-	 * @param string $event Event name.
-	 * @param array  $data  Event data.
+	 * @param string      $event    Event name.
+	 * @param array       $data     Event data.
+	 * @param string|null $event_id The event's id in the outbox.
 	 * @return true|WP_Error
 	 */
-	public function send_hook( $event, array $data ) {
-		$body     = self::hook_body( $event, $data );
+	public function send_hook( $event, array $data, $event_id = null ) {
+		$body     = self::hook_body( $event, $data, $event_id );
 		$headers  = array_merge(
 			array( 'Content-Type' => 'application/json' ),
 			Wpmsync_Signer::headers( $this->config->hook_secret(), $body )

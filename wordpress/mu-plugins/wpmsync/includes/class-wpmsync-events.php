@@ -11,9 +11,12 @@
  * | add_user_to_blog                            | user_added     | user_id, blog_id              |
  * | set_user_role (role sync switch on)         | role_changed   | user_id, blog_id, role, actor |
  *
- * Everything is queued during the request and sent at shutdown, one callback per
- * (event, user, blog) at most, so a change never costs the visitor a round trip and one change
- * never becomes several callbacks. Core housekeeping is not reported:
+ * Every event is written to the outbox (Wpmsync_Outbox) the moment it happens and sent at
+ * shutdown, one callback per (event, user, blog) at most, so a change never costs the visitor a
+ * round trip and one change never becomes several callbacks. What the functions do not
+ * acknowledge stays in the outbox for WP-Cron and for the functions' own drain. A removal is also
+ * recorded on the spot (Wpmsync_Removals), so no sync adds the user back even before the event
+ * arrives. Core housekeeping is not reported:
  *
  * - a site being deleted removes all its members (wp_uninitialize_site, or wpmu_delete_blog
  *   without dropping tables): those are not decisions to keep a user off a site;
@@ -41,7 +44,10 @@ final class Wpmsync_Events {
 	/** @var Wpmsync_Client */
 	private $client;
 
-	/** @var array<string,array{event:string,data:array}> Pending callbacks by dedupe key, in order. */
+	/** @var Wpmsync_Outbox */
+	private $outbox;
+
+	/** @var array<string,array{event:string,data:array,id:int,event_id:string}> This request's events by dedupe key, in order. */
 	private $queue = array();
 
 	/** @var array<int,array{blog_id:int,pinned:bool}> Users created in this request. */
@@ -73,6 +79,7 @@ final class Wpmsync_Events {
 	 */
 	public function __construct( Wpmsync_Client $client ) {
 		$this->client = $client;
+		$this->outbox = new Wpmsync_Outbox();
 	}
 
 	/**
@@ -102,6 +109,7 @@ final class Wpmsync_Events {
 
 		// After output buffers are flushed (priority 1), late enough for other shutdown work.
 		add_action( 'shutdown', array( $this, 'flush' ), 1000 );
+		add_action( Wpmsync_Outbox::CRON_HOOK, array( $this, 'retry' ) );
 	}
 
 	/**
@@ -273,7 +281,8 @@ final class Wpmsync_Events {
 		if ( isset( $this->created_blogs[ $blog_id ] ) || isset( $this->activating[ $user_id ] ) ) {
 			return;
 		}
-		unset( $this->queue[ 'user_removed:' . $key ] ); // Removed and added back: only the last counts.
+		$this->unqueue( 'user_removed:' . $key ); // Removed and added back: only the last counts.
+		Wpmsync_Removals::forget( $user_id, $blog_id );
 		$this->queue( 'user_added', array( 'user_id' => $user_id, 'blog_id' => $blog_id ), 'user_added:' . $key );
 	}
 
@@ -292,7 +301,9 @@ final class Wpmsync_Events {
 			return;
 		}
 		$key = $user_id . ':' . $blog_id;
-		unset( $this->queue[ 'user_added:' . $key ], $this->queue[ 'role_changed:' . $key ] );
+		$this->unqueue( 'user_added:' . $key );
+		$this->unqueue( 'role_changed:' . $key );
+		Wpmsync_Removals::record( $user_id, $blog_id ); // Before core deletes the rows: see the class.
 		$this->queue( 'user_removed', array( 'user_id' => $user_id, 'blog_id' => $blog_id ), 'user_removed:' . $key );
 	}
 
@@ -332,9 +343,10 @@ final class Wpmsync_Events {
 	// -- sending -----------------------------------------------------------------------------
 
 	/**
-	 * Send the queue (shutdown). The visitor's response is finished first where PHP-FPM allows.
-	 * After a transport error (endpoint unreachable, timeout) the rest is dropped with one log
-	 * line instead of making the request wait 3 s per callback; the reconcile repairs the drift.
+	 * Send this request's events (shutdown). The visitor's response is finished first where
+	 * PHP-FPM allows. Each acknowledged event leaves the outbox; after a transport error
+	 * (endpoint unreachable, timeout) the rest stay there untried instead of making the request
+	 * wait 3 s per callback: WP-Cron and the functions' drain deliver them.
 	 */
 	public function flush() {
 		if ( $this->flushing || ! $this->queue ) {
@@ -348,19 +360,59 @@ final class Wpmsync_Events {
 		}
 		ignore_user_abort( true );
 		try {
-			$left = count( $queue );
-			foreach ( $queue as $item ) {
-				--$left;
-				$result = $this->client->send_hook( $item['event'], $item['data'] );
-				if ( is_wp_error( $result ) && 'wpmsync_http_' !== substr( $result->get_error_code(), 0, 13 ) && $left > 0 ) {
-					Wpmsync_Client::log( sprintf( '%d more hook(s) of this request dropped: the sync service is unreachable', $left ) );
-					break;
-				}
-			}
+			$this->send( array_values( $queue ) );
 		} catch ( Throwable $e ) {
 			Wpmsync_Client::log( 'sending hooks failed: ' . $e->getMessage() );
 		} finally {
 			$this->flushing = false;
+		}
+	}
+
+	/**
+	 * WP-Cron: send what is due in the outbox, oldest first; a user whose event fails keeps its
+	 * later events for the next try (the functions apply one user's events in order anyway).
+	 */
+	public function retry() {
+		$items = array();
+		foreach ( $this->outbox->due( Wpmsync_Outbox::RETRY_BATCH ) as $row ) {
+			$data    = json_decode( (string) $row->data, true );
+			$items[] = array(
+				'id'       => (int) $row->id,
+				'event_id' => (string) $row->event_id,
+				'event'    => (string) $row->event,
+				'data'     => is_array( $data ) ? $data : array(),
+			);
+		}
+		$this->send( $items );
+		if ( Wpmsync_Outbox::stats()['pending'] > 0 ) {
+			Wpmsync_Outbox::schedule( 60 );
+		}
+	}
+
+	/**
+	 * Send events in order and settle each in the outbox.
+	 *
+	 * @param array<int,array{event:string,data:array,id:int,event_id:string}> $items Events.
+	 */
+	private function send( array $items ) {
+		$held = array(); // Users with an event not acknowledged: their later events wait.
+		$left = count( $items );
+		foreach ( $items as $item ) {
+			--$left;
+			$user = isset( $item['data']['user_id'] ) ? (int) $item['data']['user_id'] : 0;
+			if ( $user && isset( $held[ $user ] ) ) {
+				continue;
+			}
+			$result = $this->client->send_hook( $item['event'], $item['data'], $item['event_id'] );
+			if ( ! $this->outbox->settle( $item['id'], $result ) ) {
+				$held[ $user ] = true;
+				if ( is_wp_error( $result ) && 'wpmsync_http_' !== substr( $result->get_error_code(), 0, 13 ) ) {
+					if ( $left > 0 ) {
+						Wpmsync_Client::log( sprintf( '%d more hook(s) left in the outbox: the sync service is unreachable', $left ) );
+					}
+					break;
+				}
+			}
 		}
 	}
 
@@ -372,10 +424,30 @@ final class Wpmsync_Events {
 	 * @param string $key   Dedupe key: a later call with the same key replaces the data in place.
 	 */
 	private function queue( $event, array $data, $key ) {
+		if ( isset( $this->queue[ $key ] ) ) {
+			$row = $this->queue[ $key ];
+			$this->outbox->update( $row['id'], $event, $data );
+		} else {
+			$row = $this->outbox->add( $event, $data );
+		}
 		$this->queue[ $key ] = array(
-			'event' => $event,
-			'data'  => $data,
+			'event'    => $event,
+			'data'     => $data,
+			'id'       => $row['id'],
+			'event_id' => $row['event_id'],
 		);
+	}
+
+	/**
+	 * Drop an event of this request that a later one made pointless.
+	 *
+	 * @param string $key Dedupe key.
+	 */
+	private function unqueue( $key ) {
+		if ( isset( $this->queue[ $key ] ) ) {
+			$this->outbox->delete( $this->queue[ $key ]['id'] );
+			unset( $this->queue[ $key ] );
+		}
 	}
 
 	/**
