@@ -202,7 +202,8 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
         try:
             with common.engine() as engine:
                 body = {"status": "ok", "network_id": engine.config.network_id,
-                        "sites": len(engine.network.live_sites()), "settings": engine.settings()}
+                        "sites": len(engine.network.live_sites()), "settings": engine.settings(),
+                        "outbox": engine.outbox()}
         except Exception as exc:  # health answers 503 with the reason instead of raising
             message = str(exc) if isinstance(exc, common.WpmsyncError) else type(exc).__name__
             return common.answer({"status": "error", "error": message, "correlation_id": correlation}, 503)

@@ -10,8 +10,7 @@ import logging
 
 import azure.functions as func
 
-from wpmsync import events, hooks, signing
-from wpmsync.errors import WpmsyncError
+from wpmsync import delivery, events, signing
 from wpmsync.secrets import get_secrets
 
 from . import common
@@ -31,22 +30,9 @@ def hook(req: func.HttpRequest) -> func.HttpResponse:
         event_id = events.parse_event_id(payload.get("event_id"))
         event = str(payload.get("event", ""))
         with common.engine(f"hook:{event[:32]} {event_id}") as engine:
-            replay = events.claim(engine.conn, engine.network, event_id, event)
-            if replay is not None:
-                return common.answer(replay, 200)
-            try:
-                result = hooks.handle(engine, event, payload.get("data"), common.send, common.notify_wordpress)
-            except WpmsyncError as exc:
-                if exc.status >= 500:
-                    events.release(engine.conn, engine.network, event_id)
-                else:  # the same event would fail the same way: remember the answer
-                    events.finish(engine.conn, engine.network, event_id,
-                                  {"error": str(exc), "status": "refused"})
-                raise
-            except Exception:
-                events.release(engine.conn, engine.network, event_id)
-                raise
-            events.finish(engine.conn, engine.network, event_id, result)
+            result = delivery.deliver(engine, event_id, event, payload.get("data"), common.send,
+                                    common.notify_wordpress)
+            drain_after(engine)
         logging.getLogger("wpmsync.hooks").info(
             "hook %s", event, extra={"correlation_id": correlation, "event_id": event_id,
                                      "status": result.get("status"), "added": result.get("added"),
@@ -54,3 +40,12 @@ def hook(req: func.HttpRequest) -> func.HttpResponse:
         return common.answer(result, 202 if result.get("status") == "queued" else 200)
 
     return common.run(req, "hook", work)
+
+
+def drain_after(engine: object) -> None:
+    """A few due outbox events ride along with each hook; a fault here is the next pass's, not
+    this hook's answer."""
+    try:
+        delivery.drain(engine, common.send, common.notify_wordpress, limit=delivery.HOOK_DRAIN)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - logged; the timer drains again
+        logging.getLogger("wpmsync.hooks").exception("draining the outbox after a hook failed")

@@ -18,8 +18,8 @@ log = logging.getLogger("wpmsync.reconcile")
 @bp.timer_trigger(arg_name="timer", schedule="%WPMSYNC_RECONCILE_SCHEDULE%", run_on_startup=False)
 def reconcile_drift(timer: func.TimerRequest) -> None:
     with common.engine("timer") as engine:
-        result = reconcile(engine)
+        result = reconcile(engine, common.send, common.notify_wordpress)
         if result.get("status") == "queued":
             common.send([jobs.prepare_message(result["job_id"])])
     log.info("reconcile %s", result.get("status"), extra={"past_due": timer.past_due, **{
-        k: v for k, v in result.items() if k in ("job_id", "reason", "sites_missing_members")}})
+        k: v for k, v in result.items() if k in ("job_id", "reason", "sites_missing_members", "outbox")}})

@@ -124,6 +124,9 @@ param lockTimeout string = '30'
 @description('Days the undo journal keeps each change (the timer prunes older ones).')
 param journalDays string = '30'
 
+@description('Days an undelivered WordPress event may wait in the outbox before the timer reports and prunes it.')
+param outboxDays string = '14'
+
 @description('NCRONTAB of the reconcile timer.')
 param reconcileSchedule string = '0 */15 * * * *'
 
@@ -269,6 +272,10 @@ module api 'app/api.bicep' = {
       {
         name: 'WPMSYNC_JOURNAL_DAYS'
         value: journalDays
+      }
+      {
+        name: 'WPMSYNC_OUTBOX_DAYS'
+        value: outboxDays
       }
       {
         name: 'WPMSYNC_RECONCILE_SCHEDULE'

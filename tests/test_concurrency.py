@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import traceback
 from typing import Any
 
 from conftest import network1_users
@@ -21,7 +22,7 @@ def _worker(db: str, prefix: str, op: str, arg: int | None, barrier: Any, errors
             else:
                 engine.add_all_users_to_site(arg)
     except BaseException as exc:  # reported to the test, which fails on it
-        errors.put(f"{op}: {exc!r}")
+        errors.put(f"{op}: {exc!r}\n{traceback.format_exc()}")
 
 
 def test_overlapping_syncs_in_parallel_processes_write_each_membership_once(twins, monkeypatch):
@@ -88,7 +89,7 @@ def _undo_worker(db: str, prefix: str, op: str, job_id: str, barrier: Any, error
             barrier.wait(timeout=60)
             engine.undo(job_id) if op == "undo" else engine.sync_sites(None)
     except BaseException as exc:
-        errors.put(f"{op}: {exc!r}")
+        errors.put(f"{op}: {exc!r}\n{traceback.format_exc()}")
 
 
 def test_undo_racing_syncs_and_itself_leaves_whole_memberships_and_no_duplicates(net, monkeypatch):

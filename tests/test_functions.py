@@ -289,7 +289,7 @@ def test_timer_repairs_drift_and_never_overlaps(app):
     timer = TimerRequest(past_due=False)
     snapshot = app.usermeta_checksum()
     call(reconcile.reconcile_drift, timer)  # all triggers off: nothing at all
-    assert app.usermeta_checksum() == snapshot and not app.query("SHOW TABLES LIKE 'wp\\_wpmsync\\_jobs'")
+    assert app.usermeta_checksum() == snapshot and app.query("SELECT COUNT(*) FROM {p}wpmsync_jobs") == [(0,)]
     call(actions.settings, http("PATCH", "settings", {"new_user": "on", "role_sync": "on"}))
     call(reconcile.reconcile_drift, timer)  # every user missing everywhere: a job is queued
     drain()

@@ -221,10 +221,9 @@ def test_the_timer_prunes_changes_older_than_the_journal_days(net):
     assert net.query("SELECT COUNT(*) FROM {p}wpmsync_journal")[0][0] == len(journal_rows(net, new))
 
 
-def test_a_row_written_twice_by_one_change_gets_its_first_value_back(net):
-    """A forced sync that adds a user back to two sites it was removed from rewrites its removal
-    record twice (and deletes it the second time): undo puts back the record as it was before
-    the first write, with its id."""
+def test_a_forced_sync_clears_a_users_removal_record_in_one_write_and_undo_puts_it_back(net):
+    """A forced sync that adds a user back to two sites they were removed from clears the record
+    once, in the transaction that writes the memberships: undo puts back the record with its id."""
     uid, plain, club = net.ids["user2"], net.ids["site_plain"], net.ids["site_club"]
     with net.engine() as engine:
         engine.sync_sites([plain, club])
@@ -235,6 +234,25 @@ def test_a_row_written_twice_by_one_change_gets_its_first_value_back(net):
         outcome = engine.sync_sites([plain, club], force=True)
         assert outcome.removals_cleared == 2 and uid in net.members(plain)
         writes = [r for r in journal_rows(net, outcome.job_id) if r[4] == "wpmus_removed_from_blogs"]
-        assert [w[1] for w in writes] == [record[0][0]] * 2 and writes[-1][6] is None  # updated, then deleted
+        assert [(w[1], w[6]) for w in writes] == [(record[0][0], None)]  # deleted, once
         result = engine.undo(outcome.job_id)
     assert result.conflicts == 0 and net.usermeta_checksum() == removed
+
+
+def test_a_row_written_twice_by_one_change_gets_its_first_value_back(net):
+    """One change that writes the same row twice (a removal record changed, then deleted) is
+    undone to the row as it was before the first write, with its id."""
+    from wpmsync import removals
+    from wpmsync.journal import Change
+    uid, plain, club = net.ids["user2"], net.ids["site_plain"], net.ids["site_club"]
+    with net.engine() as engine:
+        engine.sync_sites([plain, club])
+        engine.remove_users([uid], [plain, club])
+        before = net.usermeta_checksum()
+        change = Change.new("test: two writes")
+        removals.forget(engine.conn, engine.network, uid, plain, by=change)
+        removals.forget(engine.conn, engine.network, uid, club, by=change)
+        writes = [r for r in journal_rows(net, change.job_id) if r[4] == "wpmus_removed_from_blogs"]
+        assert len({w[1] for w in writes}) == 1 and len(writes) == 2 and writes[-1][6] is None
+        result = engine.undo(change.job_id)
+    assert result.conflicts == 0 and net.usermeta_checksum() == before

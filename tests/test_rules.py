@@ -147,12 +147,13 @@ def test_uninstall_removes_config_only(net):
         engine.sync_sites(None)
         engine.change_settings(new_user="on", new_site="on", role_sync="on")
         engine.record_removal(net.ids["user2"], net.ids["site_plain"])
-        net.query("CREATE TABLE wp_wpmsync_jobs (id INT PRIMARY KEY)")
         memberships = [r for r in net.membership_rows()]
         roles = net.query("SELECT option_value FROM wp_options WHERE option_name = 'wp_user_roles'")
         result = engine.uninstall()
     assert result["settings_deleted"] == 3  # ... and our own tables, the undo journal included
-    assert result["tables_dropped"] == ["wp_wpmsync_changes", "wp_wpmsync_jobs", "wp_wpmsync_journal"]
+    assert result["tables_dropped"] == ["wp_wpmsync_changes", "wp_wpmsync_events", "wp_wpmsync_job_batches",
+                                        "wp_wpmsync_jobs", "wp_wpmsync_journal", "wp_wpmsync_leases",
+                                        "wp_wpmsync_outbox"]
     assert net.membership_rows() == memberships
     assert net.query("SELECT option_value FROM wp_options WHERE option_name = 'wp_user_roles'") == roles
     assert net.query("SELECT COUNT(*) FROM wp_sitemeta WHERE meta_key LIKE 'wpmus%%'")[0][0] == 0

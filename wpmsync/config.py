@@ -63,6 +63,7 @@ class Config:
     role_ceiling_level: int = 10
     lock_timeout: int = 30
     journal_days: int = 30
+    outbox_days: int = 14
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Config":
@@ -88,6 +89,7 @@ class Config:
             role_ceiling_level=_int_setting(env, "WPMSYNC_ROLE_CEILING_LEVEL", 10, 0, 11),
             lock_timeout=_int_setting(env, "WPMSYNC_LOCK_TIMEOUT", 30, 0, 3600),
             journal_days=_int_setting(env, "WPMSYNC_JOURNAL_DAYS", 30, 1, 3650),
+            outbox_days=_int_setting(env, "WPMSYNC_OUTBOX_DAYS", 14, 1, 3650),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)  # type: ignore[arg-type]

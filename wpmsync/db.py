@@ -1,17 +1,29 @@
-"""Connections and the named locks that keep writers of the same users apart.
+"""Connections, and the locks that keep writers of the same users apart.
 
 ``usermeta`` has no unique key on (user_id, meta_key), so two writers inserting the same
-membership at once would both succeed. Every writer of a user's memberships holds the named lock
-of that user's id bucket (``GET_LOCK``) around its transaction and inserts only where no row
-exists. A named lock is freed by the server when the connection dies, so a crashed worker never
-wedges anything.
+membership at once would both succeed. Every writer of ours holds the named lock of its users'
+id buckets (``GET_LOCK``) around its transaction and inserts only where no row exists. A named
+lock is freed by the server when the connection dies, so a crashed worker never wedges anything.
+
+WordPress takes no lock at all: core writes usermeta one autocommitted statement at a time
+(``remove_user_from_blog`` deletes the capabilities row, then the user_level row). So every
+transaction of ours that writes users' rows (``write_users``) runs at REPEATABLE READ and starts
+with a locking read of those users' rows through the ``user_id`` index: from then on core's
+statements for those users (an UPDATE, a DELETE, and through the index's gap locks an INSERT)
+wait for our commit, and what we read, decide and journal is what we write. A deadlock or a lock
+wait timeout rolls the whole transaction back; it is tried again with a bounded backoff.
+Statements inside such a transaction reach ``usermeta`` through the ``user_id`` index only
+(``Tables.usermeta_by_user``), so they never lock other users' rows.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
+import random
 import ssl as ssl_module
-from typing import Iterable, Iterator
+import time
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import pymysql
 import pymysql.cursors
@@ -51,8 +63,14 @@ def connect(config: Config, password: str | None = None) -> pymysql.connections.
 
 
 @contextlib.contextmanager
-def transaction(conn: pymysql.connections.Connection) -> Iterator[pymysql.cursors.Cursor]:
-    """One transaction: committed on success, rolled back on any error."""
+def transaction(conn: pymysql.connections.Connection,
+                repeatable: bool = False) -> Iterator[pymysql.cursors.Cursor]:
+    """One transaction: committed on success, rolled back on any error. ``repeatable``: at
+    REPEATABLE READ (this transaction only; the session stays at READ COMMITTED), whose
+    locking reads also lock the gaps of the index they scan."""
+    if repeatable:
+        with conn.cursor() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
     conn.begin()
     try:
         with conn.cursor() as cur:
@@ -106,3 +124,49 @@ def user_locks(first_user: int, last_user: int) -> list[str]:
 
 
 SITEMETA_LOCK = "sitemeta"
+
+DEADLOCK, LOCK_WAIT_TIMEOUT = 1213, 1205
+# InnoDB reports a deadlock or lock wait met while taking a table's AUTO-INC lock (an
+# INSERT ... SELECT into usermeta holds it for the statement) as this error instead.
+AUTOINC_READ_FAILED = 1467
+ATTEMPTS = 5  # tries of a transaction that met a deadlock or a lock wait timeout
+T = TypeVar("T")
+log = logging.getLogger("wpmsync.db")
+
+
+def retryable(exc: BaseException) -> bool:
+    """A deadlock or a lock wait timeout: the transaction is rolled back (``transaction`` rolls
+    back whatever the server kept), so trying again is safe."""
+    return isinstance(exc, pymysql.MySQLError) and bool(exc.args) and \
+        exc.args[0] in (DEADLOCK, LOCK_WAIT_TIMEOUT, AUTOINC_READ_FAILED)
+
+
+def lock_user_rows(cur: pymysql.cursors.Cursor, usermeta: str, first_user: int, last_user: int) -> None:
+    """The locking read that makes WordPress's own statements for these users wait for our
+    commit (see the module docstring)."""
+    cur.execute(f"SELECT COUNT(*) FROM {usermeta} FORCE INDEX (user_id) WHERE user_id BETWEEN %s AND %s "
+                "FOR UPDATE", (first_user, last_user))
+
+
+def write_users(conn: pymysql.connections.Connection, config: Config, usermeta: str, first_user: int,
+                last_user: int, work: Callable[[pymysql.cursors.Cursor], T]) -> T:
+    """Run ``work(cursor)`` in one transaction that holds users ``first_user..last_user``: their
+    buckets' named locks, then a locking read of their rows. ``work`` may run more than once (a
+    deadlock or a lock wait timeout is tried again, at most ``ATTEMPTS`` times, backing off), so
+    it builds its result afresh each time. After the last try: ``Busy``, nothing written."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with named_locks(conn, config, user_locks(first_user, last_user)), \
+                    transaction(conn, repeatable=True) as cur:
+                lock_user_rows(cur, usermeta, first_user, last_user)
+                return work(cur)
+        except pymysql.MySQLError as exc:
+            if not retryable(exc):
+                raise
+            log.warning("users %s..%s: %s (try %s of %s)", first_user, last_user, exc.args[1] if len(exc.args) > 1
+                        else exc, attempt, ATTEMPTS)
+            if attempt == ATTEMPTS:
+                raise Busy(f"users {first_user}..{last_user}: the database kept reporting lock conflicts "
+                           f"({exc.args[0]}) after {ATTEMPTS} tries; nothing was written, try again") from None
+            time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")

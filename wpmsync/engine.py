@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from . import jobs, journal, memberships, options, removals, settings, unsync
+from . import jobs, journal, memberships, options, outbox, removals, settings, unsync
 from .config import Config
 from .db import connect, transaction
 from .errors import InputError
@@ -31,11 +31,13 @@ class Engine:
     def __init__(self, config: Config, conn: Any = None, trigger: str = "api") -> None:
         self.config = config
         self.trigger = trigger
+        # Users whose outbox events are being applied right now (``delivery.deliver`` sets it).
+        self.applying: frozenset[int] = frozenset()
         self.conn = conn if conn is not None else connect(config)
         self.network = Network.load(self.conn, config)
         self.network.options = options.read(self.conn, self.network)
-        # Created here, not where rows are journaled: CREATE TABLE would commit a transaction.
-        journal.ensure_tables(self.conn, self.network)
+        # Created here, not where rows are written: CREATE TABLE would commit a transaction.
+        jobs.ensure_tables(self.conn, self.network)  # the journal's and the outbox's tables too
 
     def close(self) -> None:
         self.conn.close()
@@ -108,7 +110,7 @@ class Engine:
         """One batch; running it twice writes nothing the second time. ``record(cursor, outcome)``
         runs inside the batch's transaction; the rows are journaled under ``change``."""
         return memberships.apply_batch(self.conn, self.network, batch, site_roles, record,
-                                       change or self._change("batch"))
+                                       change or self._change("batch"), self.applying)
 
     def _change(self, operation: str) -> Change:
         """A new change for the journal: what was done, and who asked."""
@@ -190,6 +192,11 @@ class Engine:
         """Whether undoing a change is at most one batch of rows (404 unknown, 409 still running)."""
         limit = self.config.batch_size
         return journal.rows_to_undo(self.conn, self.network, job_id, at_most=limit + 1) <= limit
+
+    def outbox(self) -> dict[str, Any]:
+        """WordPress's events not applied yet: how many, the oldest one's age, the last error."""
+        jobs.ensure_tables(self.conn, self.network)
+        return outbox.stats(self.conn, self.network)
 
     def journal(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest changes: job id, trigger, rows, undone by."""

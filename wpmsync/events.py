@@ -1,7 +1,9 @@
 """Hook events seen before: a replayed (or retried) event id gets the first answer back.
 
-The event id is claimed with an ``INSERT IGNORE`` on its primary key before any work, so two
-deliveries of one event racing each other do the work once.
+The event id is claimed with an ``INSERT IGNORE`` on its primary key before any work, under the
+event's named lock (``outbox.deliver``), so two deliveries of one event racing each other do the
+work once. A claim without an answer found under that lock is a delivery that died midway: the
+work is done again (every handler is idempotent).
 """
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ from .jobs import ensure_tables
 from .schema import Network
 
 EVENT_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
-IN_PROGRESS = {"status": "in_progress", "message": "this event is being handled by another delivery"}
 
 
 def parse_event_id(value: Any) -> str:
@@ -29,12 +30,13 @@ def claim(conn: Any, network: Network, event_id: str, event: str) -> dict[str, A
     table = network.tables.own_table("events")
     with conn.cursor() as cur:
         if cur.execute(f"INSERT IGNORE INTO {table} (event_id, event, received_at) VALUES (%s, %s, NOW(6))",
-                       (event_id, event)):
+                       (event_id, event[:32])):
             return None
         cur.execute(f"SELECT answer FROM {table} WHERE event_id = %s", (event_id,))
         row = cur.fetchone()
-    answer = json.loads(row[0]) if row and row[0] else dict(IN_PROGRESS)
-    return {**answer, "replayed": True}
+    if not row or not row[0]:
+        return None  # claimed by a delivery that died before answering: ours now
+    return {**json.loads(row[0]), "replayed": True}
 
 
 def finish(conn: Any, network: Network, event_id: str, answer: dict[str, Any]) -> None:

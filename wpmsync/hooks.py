@@ -17,13 +17,39 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from . import jobs, unsync
+from . import events, jobs, unsync
 from .engine import Engine
-from .errors import InputError
+from .errors import InputError, WpmsyncError
 from .memberships import Outcome
 
 EVENTS = {"user_created": "new_user", "site_created": "new_site", "role_changed": "role_sync",
           "user_removed": None, "user_added": None}
+# Refusals that would come back the same however often the event is tried: remembered as the
+# event's answer (a replay gets them back) and settled. Anything else (a lock held too long, a job
+# still syncing the site, a database fault) leaves the event to be tried again.
+FINAL_STATUSES = (400, 404, 413)
+
+
+def handle_once(engine: Engine, event_id: str, event: str, data: Any, send: Callable[[list[dict]], Any],
+                notify: Callable[[Outcome], Any] = lambda outcome: None) -> dict[str, Any]:
+    """``handle`` once per event id: a second delivery gets the first answer back (with
+    ``"replayed": true``) and writes nothing. Callers hold the event's lock (``outbox.deliver``)."""
+    replay = events.claim(engine.conn, engine.network, event_id, event)
+    if replay is not None:
+        return replay
+    try:
+        result = handle(engine, event, data, send, notify)
+    except WpmsyncError as exc:
+        if exc.status in FINAL_STATUSES:
+            events.finish(engine.conn, engine.network, event_id, {"error": str(exc), "status": "refused"})
+        else:
+            events.release(engine.conn, engine.network, event_id)
+        raise
+    except BaseException:
+        events.release(engine.conn, engine.network, event_id)
+        raise
+    events.finish(engine.conn, engine.network, event_id, result)
+    return result
 
 
 def _field(data: dict[str, Any], name: str, required: bool = True) -> Any:

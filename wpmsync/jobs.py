@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from . import journal
+from . import outbox as outbox_table
 from .db import named_locks, transaction
 from .errors import Conflict, NotFound
 from .journal import Change
@@ -87,6 +88,7 @@ def ensure_tables(conn: Any, network: Network) -> None:
     with conn.cursor() as cur:
         for ddl in DDL:
             cur.execute(ddl.format(**names))
+        outbox_table.ensure_table(cur, network)
     journal.ensure_tables(conn, network)
     _READY.add(key)
 

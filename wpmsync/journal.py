@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from . import db
-from .db import named_locks, transaction, user_locks
 from .errors import Conflict, InputError, NotFound
 from .schema import Network
 
@@ -116,11 +115,17 @@ def open_change(cur: Any, network: Network, change: Change) -> int:
     journal rows carry instead of the 32-character id. Runs inside the writer's transaction, so
     a change with no committed rows leaves no trace. A queued job registers at creation, so its
     parallel batches only read this row and never wait on each other."""
-    cur.execute(f"INSERT IGNORE INTO {_changes(network)} (job_id, network_id, trigger_info, undo_of, created_at) "
-                "VALUES (%s, %s, %s, %s, NOW(6))",
-                (change.job_id, network.config.network_id, change.trigger, change.undo_of))
+    # Looked up first: a plain read takes no lock (INSERT IGNORE of an existing id would take a
+    # shared lock that holds up every new change's insert until this transaction ends).
     cur.execute(f"SELECT seq FROM {_changes(network)} WHERE job_id = %s", (change.job_id,))
-    return int(cur.fetchone()[0])
+    row = cur.fetchone()
+    if row is None:
+        cur.execute(f"INSERT IGNORE INTO {_changes(network)} (job_id, network_id, trigger_info, undo_of, created_at) "
+                    "VALUES (%s, %s, %s, %s, NOW(6))",
+                    (change.job_id, network.config.network_id, change.trigger, change.undo_of))
+        cur.execute(f"SELECT seq FROM {_changes(network)} WHERE job_id = %s", (change.job_id,))
+        row = cur.fetchone()
+    return int(row[0])
 
 
 def record_select(cur: Any, network: Network, change: Change, select: str, params: Iterable[Any] = ()) -> int:
@@ -148,8 +153,8 @@ def update_meta(cur: Any, network: Network, change: Change | None, user_id: int,
     """``update_user_meta``, journaled: every row of the key gets ``value`` (a row whose value
     was already that is left as it is), or one row is added when there is none."""
     um = network.tables.usermeta
-    cur.execute(f"SELECT umeta_id, meta_value FROM {um} WHERE user_id = %s AND meta_key = %s "
-                "ORDER BY umeta_id FOR UPDATE", (user_id, key))
+    cur.execute(f"SELECT umeta_id, meta_value FROM {network.tables.usermeta_by_user('m')} WHERE user_id = %s "
+                "AND meta_key = %s ORDER BY umeta_id FOR UPDATE", (user_id, key))
     rows = cur.fetchall()
     if rows:
         changed = [(int(row_id), old) for row_id, old in rows if old != value]
@@ -171,8 +176,9 @@ def delete_meta(cur: Any, network: Network, change: Change | None, user_id: int,
     if not keys:
         return 0
     um = network.tables.usermeta
-    cur.execute(f"SELECT umeta_id, meta_key, meta_value FROM {um} WHERE user_id = %s AND meta_key IN "
-                f"({', '.join(['%s'] * len(keys))}) ORDER BY umeta_id FOR UPDATE", (user_id, *keys))
+    cur.execute(f"SELECT umeta_id, meta_key, meta_value FROM {network.tables.usermeta_by_user('m')} "
+                f"WHERE user_id = %s AND meta_key IN ({', '.join(['%s'] * len(keys))}) ORDER BY umeta_id FOR UPDATE",
+                (user_id, *keys))
     rows = cur.fetchall()
     if not rows:
         return 0
@@ -263,6 +269,18 @@ class UndoOutcome:
     touched_sites: set[int] = field(default_factory=set, repr=False)
     touched_roles: set[int] = field(default_factory=set, repr=False)
 
+    def merge(self, part: "UndoOutcome") -> None:
+        """Add one range's outcome (``part.skipped`` continues this one's sample)."""
+        self.restored += part.restored
+        self.conflicts += part.conflicts
+        for blog_id, entry in part.sites.items():
+            mine = self.sites.setdefault(blog_id, {"rows_restored": 0})
+            mine["rows_restored"] += entry["rows_restored"]
+        self.skipped = part.skipped
+        self.touched_users |= part.touched_users
+        self.touched_sites |= part.touched_sites
+        self.touched_roles |= part.touched_roles
+
     def to_dict(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "undo_of": self.undo_of, "dry_run": self.dry_run,
                 "remaining": self.next_user is not None,
@@ -297,10 +315,16 @@ def undo(conn: Any, network: Network, job_id: Any, *, dry_run: bool = False,
             outcome.next_user = from_user
             break
         lo, hi = found
-        with named_locks(conn, network.config, user_locks(lo, hi)), transaction(conn) as cur:
-            _undo_range(cur, network, seq, lo, hi, change, outcome)
+
+        def undo_range(cur: Any, lo: int = lo, hi: int = hi) -> UndoOutcome:
+            part = UndoOutcome(job_id=outcome.job_id, undo_of=job_id, dry_run=dry_run,
+                               skipped=list(outcome.skipped))  # the sample of conflicts continues
+            _undo_range(cur, network, seq, lo, hi, change, part)
             if dry_run:
                 conn.rollback()  # nothing of a preview stays (only temporary tables were written)
+            return part
+
+        outcome.merge(db.write_users(conn, network.config, network.tables.usermeta, lo, hi, undo_range))
         done += 1
         from_user = hi + 1
     if change is not None and outcome.next_user is None:
@@ -405,7 +429,8 @@ def _undo_range(cur: Any, network: Network, seq: int, lo: int, hi: int, change: 
     removed_rows, old_rows = (int(n) for n in cur.fetchone())
     if removed_rows:
         cur.execute(
-            f"UPDATE {UNDO} u STRAIGHT_JOIN {um} m ON m.user_id = u.user_id AND m.meta_key = u.meta_key "
+            f"UPDATE {UNDO} u STRAIGHT_JOIN {network.tables.usermeta_by_user('m')} ON m.user_id = u.user_id "
+            "AND m.meta_key = u.meta_key "
             "SET u.ok = 0, u.reason = 'added again since this change' WHERE u.tbl = %s AND u.new_value IS NULL "
             "AND u.old_value IS NOT NULL", (USERMETA,))
         cur.execute(

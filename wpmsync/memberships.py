@@ -23,8 +23,8 @@ from typing import Any, Callable, Iterable
 
 import pymysql.cursors
 
-from . import db, journal, removals
-from .db import named_locks, transaction, user_locks
+from . import db, journal, outbox, removals
+from .db import transaction
 from .errors import InputError
 from .journal import USERMETA, Change
 from .roles import SiteRoles, caps_value, load_site_roles
@@ -213,7 +213,7 @@ def _ensure_temporary(cur: Any, network: Network) -> None:
     collation = network.meta_key_collation
     cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {KEYS} (meta_key VARCHAR(191) COLLATE {collation} "
                 "NOT NULL PRIMARY KEY, blog_id BIGINT NOT NULL, kind TINYINT NOT NULL, value LONGTEXT NOT NULL, "
-                "KEY kind_blog (kind, blog_id))")
+                "domain VARCHAR(255) NOT NULL DEFAULT '', KEY kind_blog (kind, blog_id))")
     cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {HAVE} (user_id BIGINT UNSIGNED NOT NULL, "
                 "blog_id BIGINT NOT NULL, has_caps TINYINT NOT NULL, has_level TINYINT NOT NULL, "
                 "has_primary TINYINT NOT NULL, primary_rows TINYINT NOT NULL, source_rows TINYINT NOT NULL, "
@@ -223,28 +223,31 @@ def _ensure_temporary(cur: Any, network: Network) -> None:
                 "blog_id BIGINT NOT NULL, has_level TINYINT NOT NULL, PRIMARY KEY (blog_id, user_id), "
                 "KEY user_id (user_id))")
     cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {PRIMARY} (user_id BIGINT UNSIGNED NOT NULL PRIMARY KEY, "
-                "blog_id BIGINT NOT NULL, primary_rows TINYINT NOT NULL, source_rows TINYINT NOT NULL)")
+                "blog_id BIGINT NOT NULL, primary_rows TINYINT NOT NULL, source_rows TINYINT NOT NULL, "
+                "domain VARCHAR(255) NOT NULL DEFAULT '')")
 
 
 def _load_keys(cur: Any, network: Network, targets: list[Target], sources: list[int] | None) -> None:
-    """The meta keys the batch reads and writes, with the value each site gives; and, with a
-    directional scope, the caps keys of the source sites (disjoint from the targets')."""
-    rows: list[Any] = [("primary_blog", 0, PRIMARY_BLOG, ""), ("source_domain", 0, SOURCE_DOMAIN, "")]
+    """The meta keys the batch reads and writes, with the value each site gives (and its domain,
+    for ``source_domain``: read here, so the batch's transaction never locks a ``blogs`` row);
+    and, with a directional scope, the caps keys of the source sites (disjoint from the targets')."""
+    rows: list[Any] = [("primary_blog", 0, PRIMARY_BLOG, "", ""), ("source_domain", 0, SOURCE_DOMAIN, "", "")]
     for t in targets:
-        rows += [(t.cap_key, t.blog_id, CAPS, t.cap_value), (t.level_key, t.blog_id, LEVEL, t.level_value)]
-    rows += [(network.tables.cap_key(b), 0, SOURCE_SITE, "") for b in sources or ()]
+        domain = network.sites[t.blog_id].domain
+        rows += [(t.cap_key, t.blog_id, CAPS, t.cap_value, domain), (t.level_key, t.blog_id, LEVEL, t.level_value, "")]
+    rows += [(network.tables.cap_key(b), 0, SOURCE_SITE, "", "") for b in sources or ()]
     cur.execute(f"DELETE FROM {KEYS}")
-    cur.execute(f"INSERT INTO {KEYS} (meta_key, blog_id, kind, value) VALUES "
-                + ", ".join(["(%s, %s, %s, %s)"] * len(rows)), [x for row in rows for x in row])
+    cur.execute(f"INSERT INTO {KEYS} (meta_key, blog_id, kind, value, domain) VALUES "
+                + ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows)), [x for row in rows for x in row])
 
 
 def _collect(cur: Any, network: Network, targets: list[Target], first_user: int, last_user: int,
-             excluded: set[tuple[int, int]]) -> int:
+             excluded: set[tuple[int, int]], waiting: set[int] = frozenset()) -> int:
     """Fill PENDING with every (user, site) that should get a membership: a user the sync may
     write, not yet a member there (a caps row, even an empty array, is a membership, as
-    ``is_user_member_of_blog`` counts it), not recorded as removed from it. Two statements
-    over the users' own rows, whatever the number of sites."""
-    um = network.tables.usermeta
+    ``is_user_member_of_blog`` counts it), not recorded as removed from it, with no WordPress
+    event still waiting in the outbox (``waiting``). Two statements over the users' own rows,
+    whatever the number of sites."""
     sources = source_sites(network)
     _ensure_temporary(cur, network)
     _load_keys(cur, network, targets, sources)
@@ -252,7 +255,7 @@ def _collect(cur: Any, network: Network, targets: list[Target], first_user: int,
     cur.execute(
         f"INSERT INTO {HAVE} SELECT m.user_id, k.blog_id, MAX(k.kind = {CAPS}), MAX(k.kind = {LEVEL}), "
         f"MAX(k.kind = {PRIMARY_BLOG} AND m.meta_value NOT IN ('', '0')), MAX(k.kind = {PRIMARY_BLOG}), "
-        f"MAX(k.kind = {SOURCE_DOMAIN}), MAX(k.kind = {SOURCE_SITE}) FROM {um} m "
+        f"MAX(k.kind = {SOURCE_DOMAIN}), MAX(k.kind = {SOURCE_SITE}) FROM {network.tables.usermeta_by_user('m')} "
         f"STRAIGHT_JOIN {KEYS} k ON k.meta_key = m.meta_key WHERE m.user_id BETWEEN %s AND %s "
         "GROUP BY m.user_id, k.blog_id",
         (first_user, last_user),
@@ -268,6 +271,9 @@ def _collect(cur: Any, network: Network, targets: list[Target], first_user: int,
            f"LEFT JOIN {HAVE} h ON h.user_id = u.ID AND h.blog_id = k.blog_id "
            f"WHERE u.ID BETWEEN %s AND %s AND COALESCE(h.has_caps, 0) = 0 AND {usql}")
     params: list[Any] = [first_user, last_user, *uparams]
+    if waiting:
+        sql += f" AND u.ID NOT IN ({', '.join(['%s'] * len(waiting))})"
+        params += sorted(waiting)
     pairs = sorted(excluded)
     if pairs:
         sql += f" AND (u.ID, k.blog_id) NOT IN ({', '.join(['(%s, %s)'] * len(pairs))})"
@@ -296,6 +302,12 @@ def _load_targets(conn: Any, network: Network, blog_ids: Iterable[int], outcome:
     return resolve_targets(network, roles, outcome)
 
 
+def _note_waiting(outcome: Outcome, waiting: set[int]) -> None:
+    for user_id in sorted(waiting):
+        outcome.skip("WordPress events of this user are still in the outbox: synced once they are applied",
+                     user_id=user_id)
+
+
 def _note_removed(outcome: Outcome, excluded: set[tuple[int, int]], blog_ids: set[int]) -> None:
     for user_id, blog_id in sorted(excluded):
         if blog_id in blog_ids:
@@ -316,10 +328,12 @@ def preview(conn: Any, network: Network, blog_ids: Iterable[int], ranges: list[t
     with conn.cursor() as cur:
         for done, (lo, hi) in enumerate(ranges, 1):
             excluded = set() if force else removals.removed_pairs(cur, network, lo, hi)
-            if _collect(cur, network, targets, lo, hi, excluded):
+            waiting = set() if force else outbox.users_waiting(cur, network, lo, hi)
+            if _collect(cur, network, targets, lo, hi, excluded, waiting):
                 _count_pending(cur, outcome)
             if not force:
                 _note_removed(outcome, excluded, {t.blog_id for t in targets})
+                _note_waiting(outcome, waiting)
             if progress:
                 progress(done, len(ranges))
     return outcome
@@ -336,7 +350,8 @@ def sites_missing_members(conn: Any, network: Network, blog_ids: Iterable[int],
     drifted: set[int] = set()
     with conn.cursor() as cur:
         for lo, hi in ranges:
-            if _collect(cur, network, targets, lo, hi, removals.removed_pairs(cur, network, lo, hi)):
+            if _collect(cur, network, targets, lo, hi, removals.removed_pairs(cur, network, lo, hi),
+                        outbox.users_waiting(cur, network, lo, hi)):
                 cur.execute(f"SELECT DISTINCT blog_id FROM {PENDING}")
                 drifted |= {int(r[0]) for r in cur.fetchall()}
             each_range()
@@ -348,81 +363,97 @@ def sites_missing_members(conn: Any, network: Network, blog_ids: Iterable[int],
 def apply_batch(conn: Any, network: Network, batch: Batch,
                 site_roles: dict[int, SiteRoles] | None = None,
                 record: Callable[[Any, Outcome], None] | None = None,
-                change: Change | None = None) -> Outcome:
-    """Write the memberships of one batch in one transaction; idempotent.
+                change: Change | None = None, applying: frozenset[int] = frozenset()) -> Outcome:
+    """Write the memberships of one batch in one transaction; idempotent. ``applying``: users
+    whose outbox events this very call is applying (``delivery.deliver``): their own rows there
+    do not hold them back.
 
+    The transaction holds the batch's users (``db.write_users``: their named locks, then a
+    locking read of their rows, so WordPress's own statements for them wait for the commit).
     After collecting the pending pairs (see ``_collect``): stray user_level rows updated,
     caps rows inserted, user_level rows inserted, then ``primary_blog`` / ``source_domain`` for
     users who had none (the lowest site they join here). The number of statements does not depend
     on the number of users or sites. ``record`` runs inside the same transaction (a job notes the
     batch done there, so a redelivered batch counts once). Every row written is journaled under
-    ``change`` in the same transaction (two more set-based statements).
+    ``change`` in the same transaction (two more set-based statements), and so are the removal
+    records a forced sync clears.
     """
     change = change or Change.new("sync")
-    outcome = Outcome()
-    targets = _load_targets(conn, network, batch.blog_ids, outcome, site_roles)
+    base = Outcome()
+    targets = _load_targets(conn, network, batch.blog_ids, base, site_roles)
     if not targets:
         if record is not None:
             with transaction(conn) as cur:
-                record(cur, outcome)
+                record(cur, base)
+        return base
+
+    def write(cur: Any) -> Outcome:
+        outcome = Outcome(skipped=list(base.skipped))
+        # Read after the locking read: from here on nobody changes these users' rows.
+        removed = removals.removed_pairs(cur, network, batch.first_user, batch.last_user)
+        waiting = set() if batch.force else \
+            outbox.users_waiting(cur, network, batch.first_user, batch.last_user) - applying
+        excluded = set() if batch.force else removed
+        if _collect(cur, network, targets, batch.first_user, batch.last_user, excluded, waiting):
+            _write_pending(cur, network, batch, change, outcome)
+            if batch.force and removed:  # a forced manual sync clears the record of what it re-added
+                cur.execute(f"SELECT user_id, blog_id FROM {PENDING}")
+                readded = sorted({(int(u), int(b)) for u, b in cur.fetchall()} & removed)
+                for user_id in sorted({u for u, _ in readded}):
+                    removals.change_in(cur, network, user_id, remove={b for u, b in readded if u == user_id},
+                                       by=change)
+                outcome.removals_cleared = len(readded)
+        if not batch.force:
+            _note_removed(outcome, removed, {t.blog_id for t in targets})
+            _note_waiting(outcome, waiting)
+        if record is not None:
+            record(cur, outcome)
         return outcome
+
+    return db.write_users(conn, network.config, network.tables.usermeta, batch.first_user, batch.last_user, write)
+
+
+def _write_pending(cur: Any, network: Network, batch: Batch, change: Change, outcome: Outcome) -> None:
+    """Write what ``_collect`` left in PENDING, journaled; count it in ``outcome``."""
     um = network.tables.usermeta
-    readded: list[tuple[int, int]] = []
-    with named_locks(conn, network.config, user_locks(batch.first_user, batch.last_user)):
-        with transaction(conn) as cur:
-            removed = removals.removed_pairs(cur, network, batch.first_user, batch.last_user)
-            excluded = set() if batch.force else removed
-            if _collect(cur, network, targets, batch.first_user, batch.last_user, excluded):
-                cur.execute(f"SELECT COALESCE(MAX(umeta_id), 0) FROM {um}")
-                (before,) = cur.fetchone()
-                # update_user_meta: a user_level row left without its caps row is updated in place.
-                stray = (f"{PENDING} t STRAIGHT_JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} "
-                         f"STRAIGHT_JOIN {um} m ON m.user_id = t.user_id AND m.meta_key = k.meta_key")
-                journal.record_select(
-                    cur, network, change,
-                    f"%s, m.umeta_id, m.user_id, t.blog_id, m.meta_key, m.meta_value, k.value FROM {stray} "
-                    "WHERE t.has_level = 1 AND NOT (BINARY m.meta_value <=> BINARY k.value)", (USERMETA,))
-                cur.execute(f"UPDATE {stray} SET m.meta_value = k.value WHERE t.has_level = 1")
-                cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT t.user_id, k.meta_key, k.value "
-                            f"FROM {PENDING} t JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {CAPS} "
-                            "ORDER BY t.user_id, t.blog_id")
-                cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT t.user_id, k.meta_key, k.value "
-                            f"FROM {PENDING} t JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} "
-                            "WHERE t.has_level = 0 ORDER BY t.user_id, t.blog_id")
-                outcome.primary_blogs = _assign_primary_blogs(cur, network, change)
-                # The rows inserted above: every writer of ours holds these users' locks, so a row
-                # of theirs with these keys and a newer id is this batch's (WordPress itself takes
-                # no lock: a membership it adds for one of these users in this very instant would
-                # be journaled too, as it would be duplicated; the window is this transaction).
-                journal.record_select(
-                    cur, network, change,
-                    f"%s, m.umeta_id, m.user_id, k.blog_id, m.meta_key, NULL, m.meta_value FROM {um} m "
-                    f"STRAIGHT_JOIN {KEYS} k ON k.meta_key = m.meta_key "
-                    "WHERE m.umeta_id > %s AND m.user_id BETWEEN %s AND %s",
-                    (USERMETA, before, batch.first_user, batch.last_user))
-                outcome.job_id = change.job_id
-                _count_pending(cur, outcome)
-                cur.execute(f"SELECT DISTINCT user_id FROM {PENDING}")
-                outcome.touched_users = {int(r[0]) for r in cur.fetchall()}
-                outcome.touched_sites = set(outcome.sites)
-                if batch.force and removed:
-                    cur.execute(f"SELECT user_id, blog_id FROM {PENDING}")
-                    readded = sorted({(int(u), int(b)) for u, b in cur.fetchall()} & removed)
-            if not batch.force:
-                _note_removed(outcome, removed, {t.blog_id for t in targets})
-            if record is not None:
-                record(cur, outcome)
-    for user_id, blog_id in readded:  # a forced manual sync clears the record of what it re-added
-        removals.forget(conn, network, user_id, blog_id, change)
-        outcome.removals_cleared += 1
-    return outcome
+    cur.execute(f"SELECT COALESCE(MAX(umeta_id), 0) FROM {um}")
+    (before,) = cur.fetchone()
+    # update_user_meta: a user_level row left without its caps row is updated in place.
+    stray = (f"{PENDING} t STRAIGHT_JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} "
+             f"STRAIGHT_JOIN {network.tables.usermeta_by_user('m')} ON m.user_id = t.user_id "
+             "AND m.meta_key = k.meta_key")
+    journal.record_select(
+        cur, network, change,
+        f"%s, m.umeta_id, m.user_id, t.blog_id, m.meta_key, m.meta_value, k.value FROM {stray} "
+        "WHERE t.has_level = 1 AND NOT (BINARY m.meta_value <=> BINARY k.value)", (USERMETA,))
+    cur.execute(f"UPDATE {stray} SET m.meta_value = k.value WHERE t.has_level = 1")
+    cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT t.user_id, k.meta_key, k.value "
+                f"FROM {PENDING} t JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {CAPS} "
+                "ORDER BY t.user_id, t.blog_id")
+    cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT t.user_id, k.meta_key, k.value "
+                f"FROM {PENDING} t JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} "
+                "WHERE t.has_level = 0 ORDER BY t.user_id, t.blog_id")
+    outcome.primary_blogs = _assign_primary_blogs(cur, network, change)
+    # The rows inserted above, exactly: these users' rows are locked, gaps included, so no other
+    # writer (WordPress's either) inserted a row for them since the locking read.
+    journal.record_select(
+        cur, network, change,
+        f"%s, m.umeta_id, m.user_id, k.blog_id, m.meta_key, NULL, m.meta_value "
+        f"FROM {network.tables.usermeta_by_user('m')} STRAIGHT_JOIN {KEYS} k ON k.meta_key = m.meta_key "
+        "WHERE m.umeta_id > %s AND m.user_id BETWEEN %s AND %s",
+        (USERMETA, before, batch.first_user, batch.last_user))
+    outcome.job_id = change.job_id
+    _count_pending(cur, outcome)
+    cur.execute(f"SELECT DISTINCT user_id FROM {PENDING}")
+    outcome.touched_users = {int(r[0]) for r in cur.fetchall()}
+    outcome.touched_sites = set(outcome.sites)
 
 
 def _assign_primary_blogs(cur: Any, network: Network, change: Change) -> int:
     """``add_user_to_blog``: a user whose ``primary_blog`` is empty gets the site it joins,
     and its ``source_domain``; in WordPress's loop that is the lowest blog id it joins.
     Rows updated in place are journaled here; inserted ones by the caller."""
-    um, blogs = network.tables.usermeta, network.tables.blogs
+    um = network.tables.usermeta
     cur.execute(f"DELETE FROM {PRIMARY}")
     count = cur.execute(
         f"INSERT INTO {PRIMARY} (user_id, blog_id, primary_rows, source_rows) SELECT t.user_id, MIN(t.blog_id), "
@@ -431,8 +462,9 @@ def _assign_primary_blogs(cur: Any, network: Network, change: Change) -> int:
         "WHERE COALESCE(h.has_primary, 0) = 0 GROUP BY t.user_id")
     if not count:
         return 0
-    new_value = "IF(m.meta_key = 'primary_blog', CAST(p.blog_id AS CHAR), b.domain)"
-    leftover = f"{PRIMARY} p STRAIGHT_JOIN {um} m ON m.user_id = p.user_id JOIN {blogs} b ON b.blog_id = p.blog_id"
+    cur.execute(f"UPDATE {PRIMARY} p JOIN {KEYS} k ON k.blog_id = p.blog_id AND k.kind = {CAPS} SET p.domain = k.domain")
+    new_value = "IF(m.meta_key = 'primary_blog', CAST(p.blog_id AS CHAR), p.domain)"
+    leftover = f"{PRIMARY} p STRAIGHT_JOIN {network.tables.usermeta_by_user('m')} ON m.user_id = p.user_id"
     theirs = "m.meta_key IN ('primary_blog', 'source_domain') AND (p.primary_rows = 1 OR p.source_rows = 1)"
     journal.record_select(
         cur, network, change,
@@ -441,8 +473,8 @@ def _assign_primary_blogs(cur: Any, network: Network, change: Change) -> int:
     cur.execute(f"UPDATE {leftover} SET m.meta_value = {new_value} WHERE {theirs}")
     cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT p.user_id, 'primary_blog', "
                 f"CAST(p.blog_id AS CHAR) FROM {PRIMARY} p WHERE p.primary_rows = 0 ORDER BY p.user_id")
-    cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT p.user_id, 'source_domain', b.domain "
-                f"FROM {PRIMARY} p JOIN {blogs} b ON b.blog_id = p.blog_id WHERE p.source_rows = 0 ORDER BY p.user_id")
+    cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT p.user_id, 'source_domain', p.domain "
+                f"FROM {PRIMARY} p WHERE p.source_rows = 0 ORDER BY p.user_id")
     return count
 
 

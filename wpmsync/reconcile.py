@@ -1,5 +1,11 @@
-"""The timer's reconcile: repair memberships that drifted, report role differences.
+"""The timer's reconcile: apply what WordPress could not deliver, repair memberships that
+drifted, report role differences.
 
+First, whatever the switches say, it drains the outbox (``delivery.drain``: WordPress's events
+that no hook delivered, a removal among them) and reports, then prunes, events older than
+``WPMSYNC_OUTBOX_DAYS``; users with events still waiting are left out of every sync until those
+are applied (``outbox.users_waiting``), so a pass never adds back a user whose removal is on its
+way. Then:
 With the new-user or new-site trigger on, a missed hook or a hand edit leaves users missing from
 sites: the reconcile finds those sites (one probe per site) and queues a job for them, as an
 automatic sync (removals are respected). With role sync on, users whose roles differ across
@@ -10,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, Callable
 
-from . import events, jobs, journal, memberships
+from . import delivery, events, jobs, journal, memberships, outbox
 from .engine import Engine
 
 LEASE = "reconcile"
@@ -20,22 +26,30 @@ LEASE_SECONDS = 600
 log = logging.getLogger("wpmsync.reconcile")
 
 
-def reconcile(engine: Engine) -> dict[str, Any]:
-    """One reconcile pass. Returns what it did, including the job it queued (if any)."""
+def reconcile(engine: Engine, send: Callable[[list[dict]], Any] = lambda messages: len(messages),
+              notify: Callable[[Any], Any] = lambda outcome: None) -> dict[str, Any]:
+    """One reconcile pass. Returns what it did, including the job it queued (if any).
+    ``send`` queues messages (a new site's job), ``notify`` cleans WordPress's cache."""
     conn, network = engine.conn, engine.network
     # Manual actions journal too, so the journal is pruned whatever the switches say.
     journal.prune(conn, network, network.config.journal_days)
+    # Removals and user_added have no switch: the outbox is drained whatever the switches say.
+    delivered = {**delivery.drain(engine, send, notify),
+                 **outbox.prune(conn, network, network.config.outbox_days)}
+    if delivered["expired"]:
+        log.error("reconcile: %d outbox events expired unapplied", delivered["expired"],
+                  extra={"outbox": delivered})
     switches = engine.settings()
     if not any(switches.values()):
-        return {"status": "skipped", "reason": "all triggers are off"}
+        return {"status": "skipped", "reason": "all triggers are off", "outbox": delivered}
     holder = uuid.uuid4().hex
     if not jobs.acquire_lease(conn, network, LEASE, holder, LEASE_SECONDS):
         return {"status": "skipped", "reason": "another reconcile is running"}
     try:
         busy = jobs.active_jobs(conn, network)
         if busy:
-            return {"status": "skipped", "reason": f"sync job {busy[0][0]} is running"}
-        findings: dict[str, Any] = {"switches": switches}
+            return {"status": "skipped", "reason": f"sync job {busy[0][0]} is running", "outbox": delivered}
+        findings: dict[str, Any] = {"switches": switches, "outbox": delivered}
         drifted: list[int] = []
         if switches["new_user"] or switches["new_site"]:
             live = [s.blog_id for s in network.live_sites()]

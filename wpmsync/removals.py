@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import journal, phpserial
-from .db import named_locks, transaction
+from . import db, journal, phpserial
 from .journal import Change
 from .schema import REMOVED_META_KEY, Network
 
@@ -56,15 +55,24 @@ def _store(cur: Any, network: Network, user_id: int, blog_ids: list[int], change
         journal.delete_meta(cur, network, change, user_id, {REMOVED_META_KEY: 0})
 
 
+def change_in(cur: Any, network: Network, user_id: int, add: set[int] = frozenset(),
+              remove: set[int] = frozenset(), by: Change | None = None) -> list[int]:
+    """Add and/or drop blog ids in one user's record, inside a transaction that holds the user
+    (``db.write_users``): the writer whose rows the record is about records it in the same
+    transaction, so a crash never leaves rows without their record. Returns the record."""
+    before = removed_blogs(cur, network, user_id)
+    after = [b for b in before if b not in remove] + sorted(set(add) - set(before))
+    if after != before:
+        _store(cur, network, user_id, after, by)
+    return after
+
+
 def change(conn: Any, network: Network, user_id: int, add: set[int] = frozenset(),
            remove: set[int] = frozenset(), by: Change | None = None) -> list[int]:
-    """Add and/or drop blog ids in one user's record, under that user's lock; returns the record."""
-    with named_locks(conn, network.config, [f"removed:{user_id}"]), transaction(conn) as cur:
-        before = removed_blogs(cur, network, user_id)
-        after = [b for b in before if b not in remove] + sorted(set(add) - set(before))
-        if after != before:
-            _store(cur, network, user_id, after, by)
-        return after
+    """``change_in`` in a transaction of its own, holding the user as every writer of its rows
+    does (the mu-plugin takes the same named lock for its own changes of the record)."""
+    return db.write_users(conn, network.config, network.tables.usermeta, user_id, user_id,
+                          lambda cur: change_in(cur, network, user_id, add, remove, by))
 
 
 def record(conn: Any, network: Network, user_id: int, blog_id: int, by: Change | None = None) -> list[int]:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from . import journal, phpserial
-from .db import named_locks, transaction, user_locks
+from . import db, journal, phpserial
 from .errors import InputError
 from .journal import Change
 from .memberships import Outcome
@@ -73,21 +72,30 @@ def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_bl
             _count(outcome, blog_id, user.user_id)
         return outcome
 
-    with named_locks(conn, network.config, user_locks(user.user_id, user.user_id)), transaction(conn) as cur:
-        caps_rows = _caps_of(cur, network, user.user_id, set(targets))  # re-read under the locks
-        plans = plan(caps_rows, sorted(caps_rows))
-        change = change or Change.new("role_sync")
+    change = change or Change.new("role_sync")
+
+    def write(cur: Any) -> tuple[Outcome, dict[int, tuple[dict, int, str | None]]]:
+        attempt = Outcome(skipped=list(outcome.skipped), sites={b: dict(e) for b, e in outcome.sites.items()})
+        caps_now = _caps_of(cur, network, user.user_id, set(targets))  # re-read, the user's rows locked
+        plans = _plan(network, site_roles, source.blog_id, caps_now, sorted(caps_now), role=role,
+                      privileged=privileged, outcome=attempt)
         for blog_id, (new_caps, level, roles_value) in plans.items():
             if roles_value is not None:  # add_role(): the definition copied from the source site
                 journal.update_option(cur, network, change, blog_id, tables.roles_option(blog_id), roles_value)
-                outcome.touched_roles.add(blog_id)
             journal.update_meta(cur, network, change, user.user_id, blog_id, tables.cap_key(blog_id),
                                 caps_value(new_caps))
             journal.update_meta(cur, network, change, user.user_id, blog_id, tables.level_key(blog_id), str(level))
-            outcome.job_id = change.job_id
-            _count(outcome, blog_id, user.user_id)
-            outcome.touched_users.add(user.user_id)
-            outcome.touched_sites.add(blog_id)
+        return attempt, plans
+
+    written, plans = db.write_users(conn, network.config, tables.usermeta, user.user_id, user.user_id, write)
+    outcome.skipped, outcome.sites = written.skipped, written.sites
+    for blog_id, (_, _, roles_value) in plans.items():
+        if roles_value is not None:
+            outcome.touched_roles.add(blog_id)
+        outcome.job_id = change.job_id
+        _count(outcome, blog_id, user.user_id)
+        outcome.touched_users.add(user.user_id)
+        outcome.touched_sites.add(blog_id)
     return outcome
 
 

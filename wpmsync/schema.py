@@ -51,6 +51,12 @@ class Tables:
     def __post_init__(self) -> None:
         validate_prefix(self.prefix)
 
+    def usermeta_by_user(self, alias: str) -> str:
+        """``usermeta`` read through its ``user_id`` index: inside a transaction that holds some
+        users (``db.write_users``) a statement then locks only their rows, whatever plan the
+        optimizer would pick (by ``meta_key`` it would lock every user's rows of that key)."""
+        return f"{self.usermeta} {alias} FORCE INDEX (user_id)"
+
     @property
     def users(self) -> str:
         return f"`{self.prefix}users`"
@@ -236,9 +242,9 @@ class Network:
             if self.foreign_admins:
                 foreign_admin = f" OR {alias}.user_login IN ({', '.join(['%s'] * len(self.foreign_admins))})"
             sql += (
-                f" AND (NOT (EXISTS (SELECT 1 FROM {self.tables.usermeta} o WHERE o.user_id = {alias}.ID"
+                f" AND (NOT (EXISTS (SELECT 1 FROM {self.tables.usermeta_by_user('o')} WHERE o.user_id = {alias}.ID"
                 f" AND o.meta_key IN ({', '.join(['%s'] * len(theirs))})){foreign_admin})"
-                f" OR EXISTS (SELECT 1 FROM {self.tables.usermeta} o WHERE o.user_id = {alias}.ID"
+                f" OR EXISTS (SELECT 1 FROM {self.tables.usermeta_by_user('o')} WHERE o.user_id = {alias}.ID"
                 f" AND o.meta_key IN ({', '.join(['%s'] * len(ours))})))"
             )
             params += theirs + self.foreign_admins + ours

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from . import journal, removals
-from .db import named_locks, transaction, user_locks
+from . import db, journal, removals
 from .errors import InputError
 from .journal import Change
 from .memberships import Outcome
@@ -36,34 +35,39 @@ def remove_users(conn: Any, network: Network, user_ids: Iterable[Any], blog_ids:
     all_sites = {**network.sites, **network.other_sites}
     live_anywhere = sorted(b for b, s in all_sites.items() if s.live)
     for user_id in users:
-        with named_locks(conn, network.config, user_locks(user_id, user_id)), transaction(conn) as cur:
+        def remove(cur: Any, user_id: int = user_id) -> tuple[list[int], bool]:
             member_of = _member_of(cur, network, user_id, sorted(all_sites))
             doomed = []
             for blog_id in sites:
                 if blog_id not in member_of:
                     continue
                 if found[user_id].super_admin and blog_id == network.main_site_id:
-                    outcome.skip("a super admin is never removed from the main site", user_id=user_id,
-                                 blog_id=blog_id)
-                    continue
+                    continue  # reported below
                 doomed.append(blog_id)
-            if not doomed:
-                continue
-            for blog_id in doomed:
-                entry = outcome.site(blog_id)
-                entry["removed"] = entry.get("removed", 0) + 1
-                entry["user_ids"] = sorted(set(entry["user_ids"]) | {user_id})[:5]
-            outcome.touched_users.add(user_id)
-            outcome.touched_sites |= set(doomed)
-            if dry_run:
-                continue
-            keys = {k: b for b in doomed for k in (tables.cap_key(b), tables.level_key(b))}
-            journal.delete_meta(cur, network, change, user_id, keys)
-            _move_primary_blog(cur, network, change, user_id, doomed,
-                               [all_sites[b] for b in live_anywhere if b in member_of and b not in doomed])
-            outcome.job_id = change.job_id
+            if doomed and not dry_run:
+                keys = {k: b for b in doomed for k in (tables.cap_key(b), tables.level_key(b))}
+                journal.delete_meta(cur, network, change, user_id, keys)
+                _move_primary_blog(cur, network, change, user_id, doomed,
+                                   [all_sites[b] for b in live_anywhere if b in member_of and b not in doomed])
+                # Remembered in the same transaction: a crash never forgets a removal it made.
+                removals.change_in(cur, network, user_id, add=set(doomed), by=change)
+            kept = found[user_id].super_admin and network.main_site_id in sites and network.main_site_id in member_of
+            return doomed, kept
+
+        doomed, kept_main = db.write_users(conn, network.config, tables.usermeta, user_id, user_id, remove)
+        if kept_main:
+            outcome.skip("a super admin is never removed from the main site", user_id=user_id,
+                         blog_id=network.main_site_id)
+        if not doomed:
+            continue
+        for blog_id in doomed:
+            entry = outcome.site(blog_id)
+            entry["removed"] = entry.get("removed", 0) + 1
+            entry["user_ids"] = sorted(set(entry["user_ids"]) | {user_id})[:5]
+        outcome.touched_users.add(user_id)
+        outcome.touched_sites |= set(doomed)
         if not dry_run:
-            removals.change(conn, network, user_id, add=set(doomed), by=change)
+            outcome.job_id = change.job_id
     return outcome
 
 
