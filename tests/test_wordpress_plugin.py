@@ -349,6 +349,126 @@ def test_error_answer_is_logged(wp):
     assert "HTTP 500" in wp.wp.last_stderr and "database down" in wp.wp.last_stderr
 
 
+# -- the outbox and the removal record -------------------------------------------------------
+
+def outbox(wp: Plugged) -> list[dict[str, Any]]:
+    rows = wp.net.query("SELECT event_id, event, user_id, blog_id, data, attempts, "
+                        "TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), next_try), last_error FROM {p}wpmsync_outbox ORDER BY id")
+    keys = ("event_id", "event", "user_id", "blog_id", "data", "attempts", "due_in", "last_error")
+    return [dict(zip(keys, r)) for r in rows]
+
+
+def removal_record(wp: Plugged, user_id: int) -> Any:
+    """The record as WordPress reads it (get_user_meta, single)."""
+    return wp.wp.eval("wp_cache_flush(); return get_user_meta( $args['u'], 'wpmus_removed_from_blogs', true );",
+                      {"u": user_id})
+
+
+def test_an_event_is_an_outbox_row_from_the_moment_it_happens_until_acknowledged(wp):
+    seen = wp.run("remove_user_from_blog($args['user_ed'], $args['site_editors']);"
+                  "return $GLOBALS['wpdb']->get_results(\"SELECT event_id, event, user_id, blog_id, data FROM "
+                  "{$GLOBALS['wpdb']->base_prefix}wpmsync_outbox\", ARRAY_A);")[0]
+    assert [(r["event"], int(r["user_id"]), int(r["blog_id"])) for r in seen] == [
+        ("user_removed", wp.ids["user_ed"], wp.ids["site_editors"])]
+    sent, = wp.hooks()
+    assert sent["event_id"] == seen[0]["event_id"] and json.loads(seen[0]["data"]) == sent["data"]
+    assert outbox(wp) == []  # acknowledged (200): gone
+
+
+@pytest.mark.parametrize("answer,kept", [
+    ({"status": 503, "body": {"error": "busy"}}, True),       # try again later
+    ({"status": 500, "body": {"error": "fault"}}, True),
+    ({"status": 404, "body": {"error": "no such site"}}, False),  # refused for good: settled
+    ({"status": 400, "body": {"error": "bad data"}}, False),
+    ({"status": 200, "body": {"status": "done", "replayed": True}}, False),
+])
+def test_an_answer_settles_the_event_or_keeps_it_with_backoff(wp, answer, kept):
+    wp.configure(responses={"POST hooks": answer})
+    wp.run("remove_user_from_blog($args['user_ed'], $args['site_editors']); return true;")
+    rows = outbox(wp)
+    if not kept:
+        assert rows == []
+        return
+    (row,) = rows
+    assert row["attempts"] == 1 and 55 <= row["due_in"] <= 60 and str(answer["status"]) in row["last_error"]
+    wp.configure(responses={"POST hooks": answer})
+    wp.net.query("UPDATE {p}wpmsync_outbox SET next_try = UTC_TIMESTAMP()")
+    wp.run("do_action( 'wpmsync_outbox_retry' ); return true;")
+    (row,) = outbox(wp)
+    assert row["attempts"] == 2 and 115 <= row["due_in"] <= 120  # 1, 2, 4 ... minutes
+
+
+def test_an_unreachable_endpoint_leaves_every_event_in_the_outbox_and_wp_cron_sends_them(wp):
+    wp.configure(responses={"POST hooks": "error"})
+    wp.run("remove_user_from_blog($args['user_ed'], $args['site_editors']);"
+           "add_user_to_blog($args['site_plain'], $args['user2'], 'author'); return true;")
+    rows = outbox(wp)
+    assert [(r["event"], r["attempts"]) for r in rows] == [("user_removed", 1), ("user_added", 0)]
+    assert "Failed to connect" in rows[0]["last_error"] and rows[1]["due_in"] > 0  # the rest: after the grace
+    assert wp.net.query("SELECT COUNT(*) FROM {p}options WHERE option_name = 'cron' "
+                        "AND option_value LIKE '%%wpmsync_outbox_retry%%'") == [(1,)]  # WP-Cron knows
+    # The endpoint is back; WP-Cron's run (the scheduled action) sends them, same event ids.
+    wp.configure()
+    wp.net.query("UPDATE {p}wpmsync_outbox SET next_try = UTC_TIMESTAMP()")
+    wp.run("do_action( 'wpmsync_outbox_retry' ); return true;")
+    assert [h["event_id"] for h in wp.hooks()] == [r["event_id"] for r in rows]
+    assert outbox(wp) == []
+
+
+def test_a_later_event_of_a_user_waits_for_the_earlier_one(wp):
+    """Within one send, a user whose event was not acknowledged keeps the later ones back."""
+    wp.configure(responses={"POST hooks": {"status": 503, "body": {"error": "busy"}}})
+    wp.run("remove_user_from_blog($args['user_ed'], $args['site_editors']);"
+           "add_user_to_blog($args['site_plain'], $args['user_ed'], 'author');"
+           "add_user_to_blog($args['site_plain'], $args['user2'], 'author'); return true;")
+    assert [json.loads(r["body"])["data"]["user_id"] for r in wp.requests()] == [wp.ids["user_ed"], wp.ids["user2"]]
+    assert [(r["event"], r["attempts"]) for r in outbox(wp)] == [
+        ("user_removed", 1), ("user_added", 0), ("user_added", 1)]
+
+
+def test_removed_then_added_back_leaves_no_removal_anywhere(wp):
+    wp.configure(responses={"POST hooks": "error"})
+    wp.run("remove_user_from_blog($args['user_ed'], $args['site_editors']);"
+           "add_user_to_blog($args['site_editors'], $args['user_ed'], 'editor'); return true;")
+    assert [r["event"] for r in outbox(wp)] == ["user_added"]
+    assert removal_record(wp, wp.ids["user_ed"]) == ""
+
+
+def test_a_removal_is_recorded_where_it_happens_even_when_nothing_is_delivered(wp):
+    wp.configure(responses={"POST hooks": "error"})
+    uid = wp.ids["user_ed"]
+    wp.run("add_user_to_blog($args['site_plain'], $args['user_ed'], 'author');"
+           "remove_user_from_blog($args['user_ed'], $args['site_editors']); return true;")
+    wp.run("remove_user_from_blog($args['user_ed'], $args['site_plain']); return true;")
+    assert removal_record(wp, uid) == [wp.ids["site_editors"], wp.ids["site_plain"]]
+    wp.run("add_user_to_blog($args['site_editors'], $args['user_ed'], 'editor'); return true;")  # by hand
+    assert removal_record(wp, uid) == [wp.ids["site_plain"]]
+    # Core's housekeeping is not a decision: deleting the site or the user records nothing.
+    wp.run("require_once ABSPATH . 'wp-admin/includes/ms.php'; wpmu_delete_blog($args['site_editors'], true);"
+           "return true;")
+    assert removal_record(wp, uid) == [wp.ids["site_plain"]]
+
+
+def test_the_removal_lock_and_the_outbox_table_are_the_same_in_php_and_python(wp):
+    """The mu-plugin and the functions hold one named lock per user bucket and make one table."""
+    from wpmsync import Config, db, outbox as py_outbox
+    from wpmsync.schema import Network
+    config = Config.from_env({}, db_name=wp.net.db, table_prefix=wp.net.prefix)
+    users = [1, 255, 256, 70_000, 2**40]
+    php = wp.run("return array_map( array( 'Wpmsync_Removals', 'lock_name' ), $args['users'] );", users=users)[0]
+    assert php == [db.lock_name(config, scope) for u in users for scope in db.user_locks(u, u)]
+    table = f"{wp.net.prefix}wpmsync_outbox"
+    wp.net.query(f"DROP TABLE IF EXISTS {table}")
+    wp.run("Wpmsync_Outbox::create_table(); return true;")
+    made_by_php = wp.net.query(f"SHOW CREATE TABLE {table}")
+    wp.net.query(f"DROP TABLE {table}")
+    with wp.net.engine() as engine:
+        with engine.conn.cursor() as cur:
+            cur.execute(f"DROP TABLE {table}")  # the engine made it on start: made again below
+            py_outbox.ensure_table(cur, Network.load(engine.conn, config))
+    assert wp.net.query(f"SHOW CREATE TABLE {table}") == made_by_php
+
+
 def test_without_constants_the_plugin_does_nothing_but_a_notice(wp):
     wp.configure(constants={"WPMSYNC_ENDPOINT": ENDPOINT})
     status, notice = wp.run("""
