@@ -137,7 +137,7 @@ def record_select(cur: Any, network: Network, change: Change, select: str, param
         f"old_value, new_value) SELECT %s, {select}", (seq, *params))
 
 
-def _record_rows(cur: Any, network: Network, change: Change, rows: list[tuple]) -> None:
+def record_rows(cur: Any, network: Network, change: Change, rows: list[tuple]) -> None:
     """Journal rows known in Python: (tbl, row_id, user_id, blog_id, meta_key, old, new)."""
     if not rows:
         return
@@ -167,7 +167,7 @@ def update_meta(cur: Any, network: Network, change: Change | None, user_id: int,
                     (user_id, key, value))
         journaled = [(USERMETA, cur.lastrowid, user_id, blog_id, key, None, value)]
     if change is not None:
-        _record_rows(cur, network, change, journaled)
+        record_rows(cur, network, change, journaled)
 
 
 def delete_meta(cur: Any, network: Network, change: Change | None, user_id: int,
@@ -183,7 +183,7 @@ def delete_meta(cur: Any, network: Network, change: Change | None, user_id: int,
     if not rows:
         return 0
     if change is not None:
-        _record_rows(cur, network, change, [(USERMETA, int(r), user_id, keys.get(k, 0), k, v, None)
+        record_rows(cur, network, change, [(USERMETA, int(r), user_id, keys.get(k, 0), k, v, None)
                                             for r, k, v in rows])
     return cur.execute(f"DELETE FROM {um} WHERE umeta_id IN ({', '.join(['%s'] * len(rows))})",
                        [int(r[0]) for r in rows])
@@ -201,7 +201,7 @@ def update_option(cur: Any, network: Network, change: Change | None, blog_id: in
         return
     cur.execute(f"UPDATE {table} SET option_value = %s WHERE option_id = %s", (value, row[0]))
     if change is not None:
-        _record_rows(cur, network, change, [(OPTIONS, int(row[0]), 0, blog_id, name, row[1], value)])
+        record_rows(cur, network, change, [(OPTIONS, int(row[0]), 0, blog_id, name, row[1], value)])
 
 
 # ---------------------------------------------------------------- reading it
@@ -422,8 +422,10 @@ def _undo_range(cur: Any, network: Network, seq: int, lo: int, hi: int, change: 
         "u.reason = 'changed since this change' WHERE u.tbl = %s AND u.new_value IS NOT NULL AND "
         "(m.umeta_id IS NULL OR m.user_id <> u.user_id OR BINARY m.meta_key <> BINARY u.meta_key "
         "OR NOT (BINARY m.meta_value <=> BINARY u.new_value))", (USERMETA,))
-    # ... a row we removed has come back (another row of the key, or its id taken), or its user is
-    # gone. Checked only when the range has such rows (a sync's undo has none: it only deletes).
+    # ... a row we removed has come back (another row of the key made after it, or its id taken),
+    # or its user is gone. (A row of the key older than the removed one was there beside it: the
+    # repair of a duplicate keeps the lowest id.) Checked only when the range has such rows (a
+    # sync's undo has none: it only deletes).
     cur.execute(f"SELECT COALESCE(SUM(tbl = %s AND new_value IS NULL AND old_value IS NOT NULL), 0), "
                 f"COALESCE(SUM(tbl = %s AND old_value IS NOT NULL), 0) FROM {UNDO}", (USERMETA, USERMETA))
     removed_rows, old_rows = (int(n) for n in cur.fetchone())
@@ -432,7 +434,7 @@ def _undo_range(cur: Any, network: Network, seq: int, lo: int, hi: int, change: 
             f"UPDATE {UNDO} u STRAIGHT_JOIN {network.tables.usermeta_by_user('m')} ON m.user_id = u.user_id "
             "AND m.meta_key = u.meta_key "
             "SET u.ok = 0, u.reason = 'added again since this change' WHERE u.tbl = %s AND u.new_value IS NULL "
-            "AND u.old_value IS NOT NULL", (USERMETA,))
+            "AND u.old_value IS NOT NULL AND m.umeta_id > u.row_id", (USERMETA,))
         cur.execute(
             f"UPDATE {UNDO} u STRAIGHT_JOIN {um} m ON m.umeta_id = u.row_id SET u.ok = 0, "
             "u.reason = 'added again since this change' WHERE u.tbl = %s AND u.new_value IS NULL "

@@ -5,8 +5,9 @@ First, whatever the switches say, it drains the outbox (``delivery.drain``: Word
 that no hook delivered, a removal among them) and reports, then prunes, events older than
 ``WPMSYNC_OUTBOX_DAYS``; users with events still waiting are left out of every sync until those
 are applied (``outbox.users_waiting``), so a pass never adds back a user whose removal is on its
-way. Then:
-With the new-user or new-site trigger on, a missed hook or a hand edit leaves users missing from
+way. Then, with any trigger on, it repairs what WordPress's own races left on live sites
+(``repair.py``: half memberships, duplicate rows; journaled, so undoable). Then:
+with the new-user or new-site trigger on, a missed hook or a hand edit leaves users missing from
 sites: the reconcile finds those sites (one probe per site) and queues a job for them, as an
 automatic sync (removals are respected). With role sync on, users whose roles differ across
 sites are reported, never overwritten. It never overlaps itself (a lease that expires if its
@@ -18,8 +19,10 @@ import logging
 import uuid
 from typing import Any, Callable
 
-from . import delivery, events, jobs, journal, memberships, outbox
+from . import delivery, events, jobs, journal, memberships, outbox, repair
 from .engine import Engine
+from .journal import Change
+from .memberships import Outcome
 
 LEASE = "reconcile"
 LEASE_SECONDS = 600
@@ -50,9 +53,12 @@ def reconcile(engine: Engine, send: Callable[[list[dict]], Any] = lambda message
         if busy:
             return {"status": "skipped", "reason": f"sync job {busy[0][0]} is running", "outbox": delivered}
         findings: dict[str, Any] = {"switches": switches, "outbox": delivered}
+        live = [s.blog_id for s in network.live_sites()]
+        findings["repaired"], repaired_users = repair.repair(conn, network, live, Change.new("repair (timer)"))
+        if findings["repaired"]["job_id"]:
+            notify(Outcome(touched_users=repaired_users))
         drifted: list[int] = []
         if switches["new_user"] or switches["new_site"]:
-            live = [s.blog_id for s in network.live_sites()]
             def renew() -> None:  # a long check keeps its lease; a dead holder's lease runs out
                 if not jobs.acquire_lease(conn, network, LEASE, holder, LEASE_SECONDS):
                     raise RuntimeError("reconcile lease lost to another holder")

@@ -1,0 +1,148 @@
+"""Repair what WordPress's own races leave in usermeta.
+
+WordPress writes usermeta without transactions, locks or a unique key, so two requests at once
+can leave, by themselves:
+
+- a **half membership**: a site's ``capabilities`` row without its ``user_level`` row (a request
+  died between the two inserts of ``add_user_to_blog``), or a ``user_level`` row without its
+  ``capabilities`` row (between the two deletes of ``remove_user_from_blog``);
+- a **duplicate**: two rows of one (user_id, meta_key) (two ``update_user_meta`` calls that
+  both found no row and both inserted), for the membership keys and ``primary_blog`` /
+  ``source_domain``.
+
+The reconcile pass repairs them the way WordPress reads them: ``get_user_meta( ..., true )``
+returns the lowest ``umeta_id``, so that row is kept and the others are deleted; a caps row
+gets the ``user_level`` that ``WP_User::update_user_level_from_caps`` would store; a lone
+``user_level`` row is deleted (WordPress counts no membership without caps). Every write is
+journaled under one change, so ``undo`` puts the rows back, and it is done per user in a
+transaction that holds the user (``db.write_users``), re-reading the rows there: a row that
+WordPress completed meanwhile is left alone.
+
+Finding them reads the membership rows of the live sites once (two set-based queries); the
+repairs are per user, as they are few.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Callable
+
+from . import db, journal, phpserial
+from .errors import BrokenOption
+from .journal import USERMETA, Change
+from .roles import SiteRoles, load_site_roles
+from .schema import Network
+
+GLOBAL_KEYS = ("primary_blog", "source_domain")
+REPORTED = 20  # user ids named in the report
+CAPS_SUFFIX, LEVEL_SUFFIX = "capabilities", "user_level"
+
+
+def _keys(network: Network, blog_ids: list[int]) -> dict[str, int]:
+    """meta_key → blog id (0 for the user's own keys) of everything this module looks at."""
+    keys = {k: 0 for k in GLOBAL_KEYS}
+    for blog_id in blog_ids:
+        keys[network.tables.cap_key(blog_id)] = blog_id
+        keys[network.tables.level_key(blog_id)] = blog_id
+    return keys
+
+
+def find(conn: Any, network: Network, blog_ids: list[int]) -> set[int]:
+    """Users with a duplicate or a half membership on these (live) sites."""
+    keys = _keys(network, blog_ids)
+    if not blog_ids:
+        return set()
+    um = network.tables.usermeta
+    marks = ", ".join(["%s"] * len(keys))
+    caps = [network.tables.cap_key(b) for b in blog_ids]
+    levels = [network.tables.level_key(b) for b in blog_ids]
+    users: set[int] = set()
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT DISTINCT user_id FROM (SELECT user_id FROM {um} WHERE meta_key IN ({marks}) "
+                    "GROUP BY user_id, meta_key HAVING COUNT(*) > 1) d", list(keys))
+        users |= {int(r[0]) for r in cur.fetchall()}
+        # A caps key is its site's prefix + 'capabilities'; the level key the same prefix + 'user_level'.
+        for have, lack, have_suffix, lack_suffix in ((caps, levels, CAPS_SUFFIX, LEVEL_SUFFIX),
+                                                     (levels, caps, LEVEL_SUFFIX, CAPS_SUFFIX)):
+            cur.execute(
+                f"SELECT DISTINCT a.user_id FROM {um} a WHERE a.meta_key IN ({', '.join(['%s'] * len(have))}) "
+                f"AND NOT EXISTS (SELECT 1 FROM {network.tables.usermeta_by_user('b')} WHERE b.user_id = a.user_id "
+                "AND b.meta_key = CONCAT(LEFT(a.meta_key, CHAR_LENGTH(a.meta_key) - %s), %s))",
+                (*have, len(have_suffix), lack_suffix))
+            users |= {int(r[0]) for r in cur.fetchall()}
+    return users
+
+
+def repair(conn: Any, network: Network, blog_ids: list[int], change: Change) -> tuple[dict[str, Any], set[int]]:
+    """Find and repair; returns the report (with the change's id, for undo) and the users whose
+    rows were looked at (for WordPress's cache cleaning)."""
+    users = find(conn, network, blog_ids)
+    report: dict[str, Any] = {"duplicates_deleted": 0, "user_levels_added": 0, "user_levels_deleted": 0,
+                              "users": sorted(users)[:REPORTED], "job_id": None}
+    if not users:
+        return report, users
+    keys = _keys(network, blog_ids)
+    loaded: dict[int, SiteRoles | None] = {}
+
+    def roles_of(blog_id: int) -> SiteRoles | None:
+        """A site's roles, read once; None when its roles option cannot be read (left alone)."""
+        if blog_id not in loaded:
+            try:
+                loaded[blog_id] = load_site_roles(conn, network.tables, [blog_id])[blog_id]
+            except BrokenOption:
+                loaded[blog_id] = None
+        return loaded[blog_id]
+
+    for user_id in sorted(users):
+        done = db.write_users(conn, network.config, network.tables.usermeta, user_id, user_id,
+                              lambda cur, u=user_id: _repair_user(cur, network, u, keys, roles_of, change))
+        for name, count in done.items():
+            report[name] += count
+    if any(report[k] for k in ("duplicates_deleted", "user_levels_added", "user_levels_deleted")):
+        report["job_id"] = change.job_id
+    return report, users
+
+
+def _repair_user(cur: Any, network: Network, user_id: int, keys: dict[str, int],
+                 roles_of: Callable[[int], SiteRoles | None], change: Change) -> dict[str, int]:
+    """One user's rows of ``keys``, read in the transaction that holds the user, repaired."""
+    um = network.tables.usermeta
+    cur.execute(f"SELECT umeta_id, meta_key, meta_value FROM {network.tables.usermeta_by_user('m')} "
+                f"WHERE user_id = %s AND meta_key IN ({', '.join(['%s'] * len(keys))}) ORDER BY umeta_id",
+                (user_id, *keys))
+    rows: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for row_id, key, value in cur.fetchall():
+        rows[key].append((int(row_id), value))
+    done = {"duplicates_deleted": 0, "user_levels_added": 0, "user_levels_deleted": 0}
+    doomed: list[tuple] = []
+    for key, found in rows.items():
+        for row_id, value in found[1:]:  # get_user_meta( ..., true ) reads the lowest umeta_id
+            doomed.append((USERMETA, row_id, user_id, keys[key], key, value, None))
+    done["duplicates_deleted"] = len(doomed)
+    inserted: list[tuple] = []
+    for blog_id in sorted({b for k, b in keys.items() if b}):
+        caps_rows, level_rows = rows.get(network.tables.cap_key(blog_id)), rows.get(network.tables.level_key(blog_id))
+        if caps_rows and not level_rows:
+            caps, site = _caps(caps_rows[0][1]), roles_of(blog_id)
+            if caps is None or site is None:
+                continue  # not an array, or the site's roles unreadable: nothing to compute from
+            level = str(site.user_level(caps))
+            key = network.tables.level_key(blog_id)
+            cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) VALUES (%s, %s, %s)", (user_id, key, level))
+            inserted.append((USERMETA, cur.lastrowid, user_id, blog_id, key, None, level))
+        elif level_rows and not caps_rows:
+            key = network.tables.level_key(blog_id)
+            doomed.append((USERMETA, level_rows[0][0], user_id, blog_id, key, level_rows[0][1], None))
+            done["user_levels_deleted"] += 1
+    done["user_levels_added"] = len(inserted)
+    if doomed:
+        cur.execute(f"DELETE FROM {um} WHERE umeta_id IN ({', '.join(['%s'] * len(doomed))})", [d[1] for d in doomed])
+    journal.record_rows(cur, network, change, doomed + inserted)
+    return done
+
+
+def _caps(raw: str | None) -> dict[str, Any] | None:
+    try:
+        value = phpserial.loads(raw or "")
+    except phpserial.PHPSerialError:
+        return None
+    return value if isinstance(value, dict) else None
