@@ -57,7 +57,9 @@ class Site:
         shutil.copytree(PLUGIN, content / "mu-plugins", dirs_exist_ok=True)
         (content / "mu-plugins" / "0-wpmsync-test.php").write_text(TEST_MU)
         self.config_path = content / "wpmsync-test.json"
-        self.wp = WordPress(net.db, net.prefix, content_dir=str(content))
+        # transaction=False: every statement commits on its own, as WordPress runs (wpfixture
+        # otherwise wraps a request in one transaction, which holds row locks to its end).
+        self.wp = WordPress(net.db, net.prefix, content_dir=str(content), transaction=False)
         self.up()
 
     def _point(self, endpoint: str) -> None:

@@ -119,6 +119,8 @@ class FunctionsServer:
         self.env = dict(env or {})
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) of every request
         self.errors: list[str] = []  # faults of the queue pump (tracebacks)
+        #: answers the caller did not wait for (WordPress's 3 s timeout): (method, path, status)
+        self.disconnects: list[tuple[str, str, int]] = []
         self._httpd: Any = None
         self._threads: list[Any] = []
         self._stop = None
@@ -214,7 +216,10 @@ class FunctionsServer:
                     headers = dict(resp.headers)
                     if resp.mimetype and "content-type" not in {k.lower() for k in headers}:
                         headers["Content-Type"] = resp.mimetype + (f"; charset={resp.charset}" if resp.charset else "")
-                    self._send(status, resp.get_body() or b"", headers)
+                    try:
+                        self._send(status, resp.get_body() or b"", headers)
+                    except (BrokenPipeError, ConnectionResetError):  # the caller gave up waiting
+                        server.disconnects.append((self.command, path, status))
                 except Exception:  # noqa: BLE001 - the host answers 500 when user code raises
                     import traceback
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pymysql
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wpmsync.delivery")
 
-HOOK_DRAIN = 10      # due rows a hook applies after its own event
+HOOK_DRAIN = 10      # due rows a hook applies after its own event ...
+HOOK_DRAIN_SECONDS = 0.5  # ... within this time: WordPress waits 3 s for the hook's answer
 TIMER_DRAIN = 5_000  # due rows one timer pass applies at most
 
 
@@ -60,13 +62,17 @@ def deliver(engine: "Engine", event_id: str, event: str, data: Any, send: Callab
 
 
 def drain(engine: "Engine", send: Callable[[list[dict]], Any], notify: Callable[[Any], Any],
-          limit: int = TIMER_DRAIN) -> dict[str, Any]:
+          limit: int = TIMER_DRAIN, seconds: float | None = None) -> dict[str, Any]:
     """Apply the due rows, oldest first, each through ``deliver`` (so a row a hook is applying
-    at the same moment is applied once). A user (or site) whose event fails keeps its later
-    events for the next pass, with the error and a backoff noted on the row."""
+    at the same moment is applied once), at most ``limit`` of them and, given ``seconds``, no
+    new one after that time. A user (or site) whose event fails keeps its later events for the
+    next pass, with the error and a backoff noted on the row."""
     counts = {"applied": 0, "refused": 0, "failed": 0}
     held: set[tuple[str, int]] = set()
+    stop = None if seconds is None else time.monotonic() + seconds
     for row in outbox.due(engine.conn, engine.network, limit):
+        if stop is not None and time.monotonic() > stop:
+            break
         key = ("u", row.user_id) if row.user_id else ("s", row.blog_id)
         if key in held:
             continue
