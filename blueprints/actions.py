@@ -155,7 +155,8 @@ def job_status(req: func.HttpRequest) -> func.HttpResponse:
         if not job_id.isalnum() or len(job_id) != 32:
             raise InputError("job_id must be the 32-character id a sync answered with")
         with common.engine() as engine:
-            return common.answer(jobs.status(engine.conn, engine.network, job_id))
+            # WordPress's events still waiting: a job's result is only whole once they are applied.
+            return common.answer({**jobs.status(engine.conn, engine.network, job_id), "outbox": engine.outbox()})
 
     return common.run(req, "job_status", work)
 

@@ -347,7 +347,13 @@ final class Wpmsync_Admin {
 			/* translators: 1: batches done, 2: batches in all. */
 			$label = sprintf( __( 'running %1$d/%2$d batches', 'wpmsync' ), $done, $total );
 		}
+		$waiting = Wpmsync_Outbox::stats()['pending'];
+		if ( $waiting > 0 ) {
+			/* translators: %s: number of WordPress changes not yet applied by the sync service. */
+			$label .= ' · ' . sprintf( _n( '%s change made in WordPress still waiting', '%s changes made in WordPress still waiting', $waiting, 'wpmsync' ), number_format_i18n( $waiting ) );
+		}
 		return array(
+			'outbox'            => $waiting,
 			'state'             => $state,
 			'done'              => $done,
 			'failed'            => $failed,
@@ -442,6 +448,14 @@ final class Wpmsync_Admin {
 				esc_attr( $notice['type'] ),
 				esc_html( $notice['message'] )
 			);
+		}
+	}
+
+	/** WordPress's events waiting for the functions (network admins only: they are network-wide). */
+	public function render_outbox() {
+		if ( current_user_can( 'manage_network_options' ) ) {
+			$outbox = Wpmsync_Outbox::stats();
+			require dirname( __DIR__ ) . '/views/outbox.php';
 		}
 	}
 

@@ -25,6 +25,7 @@ $wpmsync_switches = array(
 	?>
 	<?php $this->render_notices(); ?>
 	<?php $this->render_progress(); ?>
+	<?php $this->render_outbox(); ?>
 
 	<h2><?php esc_html_e( 'Triggers', 'wpmsync' ); ?></h2>
 	<form method="post" action="<?php echo esc_url( $page_url ); ?>">
