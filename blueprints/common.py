@@ -65,7 +65,7 @@ def notify_wordpress(outcome: Outcome) -> None:
     site): WordPress cleans its object cache for them (when configured)."""
     touched_roles = getattr(outcome, "touched_roles", None) or set()
     if outcome.touched_users or outcome.touched_sites or touched_roles:
-        cache.clean(outcome.touched_users, outcome.touched_sites, get_secrets().hook_secret(),
+        cache.clean(outcome.touched_users, outcome.touched_sites, get_secrets().hook_secrets(),
                     roles_blog_ids=touched_roles)
 
 

@@ -24,7 +24,7 @@ def hook(req: func.HttpRequest) -> func.HttpResponse:
         raw = req.get_body() or b""
         if len(raw) > common.MAX_BODY:
             raise common.TooLarge(f"request body over {common.MAX_BODY // 1024} KiB")
-        signing.verify(get_secrets().hook_secret(), req.headers.get(signing.TIMESTAMP_HEADER),
+        signing.verify(get_secrets().hook_secrets(), req.headers.get(signing.TIMESTAMP_HEADER),
                        req.headers.get(signing.SIGNATURE_HEADER), raw)
         payload = common.body_json(req)
         event_id = events.parse_event_id(payload.get("event_id"))
@@ -46,6 +46,7 @@ def drain_after(engine: object) -> None:
     """A few due outbox events ride along with each hook; a fault here is the next pass's, not
     this hook's answer."""
     try:
-        delivery.drain(engine, common.send, common.notify_wordpress, limit=delivery.HOOK_DRAIN)  # type: ignore[arg-type]
+        delivery.drain(engine, common.send, common.notify_wordpress,  # type: ignore[arg-type]
+                       limit=delivery.HOOK_DRAIN, seconds=delivery.HOOK_DRAIN_SECONDS)
     except Exception:  # noqa: BLE001 - logged; the timer drains again
         logging.getLogger("wpmsync.hooks").exception("draining the outbox after a hook failed")

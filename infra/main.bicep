@@ -7,8 +7,9 @@
 //   monitoring.bicep   Log Analytics workspace + workspace-based Application Insights (local auth off)
 //   storage.bicep      storage account of the host and the batch queue (wpmsync-batches + -poison),
 //                      deployment package container; shared keys off, reached with the app's identity
-//   keyvault.bicep     Key Vault (RBAC, soft delete, purge protection) with the hook secret and,
-//                      for password sign-in, the database password
+//   keyvault.bicep     Key Vault (RBAC, soft delete, purge protection) with the hook secret (and,
+//                      while it is rotated, the previous one) and, for password sign-in, the
+//                      database password
 //   api.bicep          Flex Consumption plan + Function App (Linux, Python 3.11, system identity,
 //                      HTTPS only, TLS 1.2, FTP and basic publishing credentials off) + app settings
 //   rbac.bicep         the app identity's roles on storage, Key Vault and Application Insights
@@ -53,6 +54,10 @@ param virtualNetworkSubnetId string = ''
 @secure()
 @description('The HMAC secret shared with WordPress (wp-config WPMSYNC_HOOK_SECRET), 16+ characters. Written to Key Vault when given; empty leaves the vault secret as it is (it must exist).')
 param hookSecret string = ''
+
+@secure()
+@description('Only while the hook secret is rotated (README "Rotating the hook secret"): the old value, accepted and signed with beside hookSecret. Written to Key Vault, before hookSecret, when given; empty leaves the vault as it is (delete the vault secret to end the rotation).')
+param hookSecretPrevious string = ''
 
 @secure()
 @description('MySQL password of dbUser (dbAuth=password), stored in Key Vault; with mysqlMode=new also the server admin password. Empty leaves the vault secret as it is.')
@@ -147,6 +152,7 @@ var serverName = empty(mysqlServerName) ? 'mysql-wpmsync-${resourceToken}' : mys
 var serverResourceGroup = ((mysqlMode == 'existing') && !empty(mysqlResourceGroupName)) ? mysqlResourceGroupName : resourceGroup().name
 var databaseHost = empty(dbHost) ? '${serverName}.mysql.database.azure.com' : dbHost
 var hookSecretName = 'wpmsync-hook-secret'
+var hookSecretPreviousName = 'wpmsync-hook-secret-previous'
 var dbPasswordSecretName = 'wpmsync-db-password'
 
 module monitoring 'app/monitoring.bicep' = {
@@ -177,6 +183,8 @@ module vault 'app/keyvault.bicep' = {
     name: keyVaultName
     hookSecretName: hookSecretName
     hookSecret: hookSecret
+    hookSecretPreviousName: hookSecretPreviousName
+    hookSecretPrevious: hookSecretPrevious
     dbPasswordSecretName: dbPasswordSecretName
     dbPassword: (dbAuth == 'password') ? dbPassword : ''
   }
@@ -292,6 +300,10 @@ module api 'app/api.bicep' = {
       {
         name: 'WPMSYNC_HOOK_SECRET_NAME'
         value: hookSecretName
+      }
+      {
+        name: 'WPMSYNC_HOOK_SECRET_PREVIOUS_NAME'
+        value: hookSecretPreviousName
       }
       {
         name: 'WPMSYNC_WORDPRESS_URL'

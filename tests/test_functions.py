@@ -89,6 +89,11 @@ def test_hook_signatures(app):
         hook_request("user_removed", {"user_id": 3, "blog_id": 3}, timestamp=int(time.time()) - 301),
         hook_request("user_removed", {"user_id": 3, "blog_id": 3}, signature="sha256=00"),
         http("POST", "hooks", {"event": "user_removed", "event_id": "abcdefgh1", "data": {}}),
+        # malformed headers: a trailing comma, five signatures, a non-ASCII digit timestamp
+        hook_request("user_removed", {"user_id": 3, "blog_id": 3}, signature="sha256=" + "0" * 64 + ","),
+        hook_request("user_removed", {"user_id": 3, "blog_id": 3}, signature=",".join(["sha256=" + "0" * 64] * 5)),
+        http("POST", "hooks", b"{}", headers={signing.TIMESTAMP_HEADER: "\u0661\u0662",
+                                              signing.SIGNATURE_HEADER: "sha256=" + "0" * 64}),
     ):
         status, body = answer(call(hooks.hook, bad))
         assert status == 401 and body["error"] and "correlation_id" in body

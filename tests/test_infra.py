@@ -49,6 +49,11 @@ LOCAL_ONLY: dict[str, tuple[tuple[str, ...], str]] = {
         "locally the value; in Azure a Key Vault secret read with the app's identity "
         "(wpmsync/secrets.py), never an app setting",
     ),
+    "WPMSYNC_HOOK_SECRET_PREVIOUS": (
+        ("WPMSYNC_KEY_VAULT_URL", "WPMSYNC_HOOK_SECRET_PREVIOUS_NAME"),
+        "locally the value (empty: no rotation under way); in Azure the optional Key Vault secret "
+        "of the same name, never an app setting",
+    ),
     "WPMSYNC_DB_PASSWORD": (
         ("WPMSYNC_KEY_VAULT_URL", "WPMSYNC_DB_PASSWORD_SECRET_NAME"),
         "locally the value (empty for MariaDB); in Azure a Key Vault secret, or no password at all "
@@ -207,6 +212,7 @@ def test_the_code_accepts_the_azure_replacements():
     assert client.url.startswith("https://stwpmsyncabc.queue.core.windows.net")
     # secrets: Key Vault URL + secret names replace the values
     for name_setting, default_name, env_fallback in (wpmsync_secrets._HOOK_SECRET,
+                                                     wpmsync_secrets._HOOK_SECRET_PREVIOUS,
                                                      wpmsync_secrets._DB_PASSWORD):
         assert env_fallback in LOCAL_ONLY and name_setting in main_app_settings()
         assert wpmsync_secrets.KEY_VAULT_URL_SETTING in LOCAL_ONLY[env_fallback][0]
@@ -218,6 +224,8 @@ def test_setting_values_point_at_the_deployed_resources():
     settings = main_app_settings()
     assert settings["WPMSYNC_HOOK_SECRET_NAME"] == "hookSecretName"
     assert variable(main, "hookSecretName") == wpmsync_secrets._HOOK_SECRET[1]
+    assert settings["WPMSYNC_HOOK_SECRET_PREVIOUS_NAME"] == "hookSecretPreviousName"
+    assert variable(main, "hookSecretPreviousName") == wpmsync_secrets._HOOK_SECRET_PREVIOUS[1]
     assert settings["WPMSYNC_DB_PASSWORD_SECRET_NAME"] == "dbPasswordSecretName"
     assert variable(main, "dbPasswordSecretName") == wpmsync_secrets._DB_PASSWORD[1]
     assert settings["WPMSYNC_KEY_VAULT_URL"] == "vault.outputs.uri"
@@ -243,7 +251,7 @@ def test_no_secret_reaches_an_app_setting_or_an_output():
                 assert not re.search(rf'(?<![\w.]){param}(?![\w])', text), f"{path.name}: output {name} uses {param}"
             assert not re.search(r"secret|password", name, re.I), f"{path.name}: output {name}"
     settings = json.dumps(main_app_settings())
-    for param in ("hookSecret", "dbPassword"):
+    for param in ("hookSecret", "hookSecretPrevious", "dbPassword"):
         assert not re.search(rf'(?<![\w.]){param}(?![\w])', settings)
     assert "@Microsoft.KeyVault" not in settings  # the code reads Key Vault itself
 
@@ -283,6 +291,22 @@ def test_storage_is_identity_only_with_the_batch_queues():
     name = wpmsync_queue.DEFAULT_QUEUE_NAME
     assert queues == {name, name + wpmsync_queue.POISON_SUFFIX}
     assert one(path, "Microsoft.Storage/storageAccounts/blobServices/containers")["properties"]["publicAccess"] == "None"
+
+
+def test_key_vault_writes_the_previous_hook_secret_before_the_current_one():
+    """A rotation deployed in one go (hookSecretPrevious=old, hookSecret=new) must never let an
+    instance read the new current secret without the previous one (see wpmsync/secrets.py)."""
+    path = INFRA / "app" / "keyvault.bicep"
+    modules = parse(path)["modules"]
+    previous, current = modules["hookSecretPreviousVersion"], modules["hookSecretVersion"]
+    assert body(previous)["params"]["name"] == "hookSecretPreviousName"
+    assert body(previous)["params"]["value"] == "hookSecretPrevious"
+    assert body(current)["dependsOn"] == ["hookSecretPreviousVersion"]
+    params = body(parse(INFRA / "main.bicep")["modules"]["vault"])["params"]
+    assert (params["hookSecretPreviousName"], params["hookSecretPrevious"]) == \
+        ("hookSecretPreviousName", "hookSecretPrevious")
+    secure = parse(path)["parameters"]["hookSecretPrevious"]
+    assert {"type": "secure"} in secure["decorators"] and secure["default"] == ""
 
 
 def test_key_vault_rbac_soft_delete_purge_protection():

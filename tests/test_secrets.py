@@ -128,7 +128,9 @@ def test_key_vault_path_default_names():
     assert s.hook_secret() == HOOK
     assert s.db_password() == DB_PW
     assert len(made["clients"]) == 1 and len(made["credentials"]) == 1
-    assert made["clients"][0].calls == ["wpmsync-hook-secret", "wpmsync-db-password"]
+    # the optional previous hook secret is read with the current one (missing here: none)
+    assert made["clients"][0].calls == ["wpmsync-hook-secret", "wpmsync-hook-secret-previous",
+                                        "wpmsync-db-password"]
 
 
 def test_key_vault_secret_names_from_settings():
@@ -144,7 +146,8 @@ def test_values_cached_one_fetch_for_many_calls():
     for _ in range(50):
         assert s.hook_secret() == HOOK
         assert s.db_password() == DB_PW
-    assert made["clients"][0].calls == ["wpmsync-hook-secret", "wpmsync-db-password"]
+    assert made["clients"][0].calls == ["wpmsync-hook-secret", "wpmsync-hook-secret-previous",
+                                        "wpmsync-db-password"]
     assert len(made["clients"]) == 1
 
 
@@ -158,7 +161,7 @@ def test_ttl_expiry_refetches_and_picks_up_rotation():
     assert s.hook_secret() == HOOK  # still cached
     clock.now += 2
     assert s.hook_secret() == "rotated-hook-secret-0123456789"
-    assert made["clients"][0].calls == ["wpmsync-hook-secret"] * 2
+    assert made["clients"][0].calls == ["wpmsync-hook-secret", "wpmsync-hook-secret-previous"] * 2
     assert len(made["clients"]) == 1  # the client is reused
 
 
@@ -207,6 +210,76 @@ def test_repr_hides_values():
     e = Secrets({"WPMSYNC_HOOK_SECRET": HOOK, "WPMSYNC_DB_PASSWORD": DB_PW})
     e.hook_secret()
     assert HOOK not in repr(e) and DB_PW not in repr(e)
+
+
+# ---------------------------------------------------------------- previous hook secret (rotation)
+OLD = "old-hook-secret-0123456789abcdef"
+
+
+@pytest.mark.parametrize("previous", [None, "", HOOK])
+def test_env_without_previous_hook_secret_is_the_current_alone(previous):
+    env = {"WPMSYNC_HOOK_SECRET": HOOK}
+    if previous is not None:
+        env["WPMSYNC_HOOK_SECRET_PREVIOUS"] = previous  # unset, empty, or equal: no previous
+    assert Secrets(env).hook_secrets() == (HOOK,)
+
+
+def test_env_previous_hook_secret_comes_after_the_current():
+    s = Secrets({"WPMSYNC_HOOK_SECRET": HOOK, "WPMSYNC_HOOK_SECRET_PREVIOUS": OLD})
+    assert s.hook_secrets() == (HOOK, OLD)
+    assert s.hook_secret() == HOOK
+
+
+def test_short_previous_hook_secret_is_one_clear_line():
+    s = Secrets({"WPMSYNC_HOOK_SECRET": HOOK, "WPMSYNC_HOOK_SECRET_PREVIOUS": "short-old"})
+    with pytest.raises(ConfigError) as info:
+        s.hook_secrets()
+    message = str(info.value)
+    assert "WPMSYNC_HOOK_SECRET_PREVIOUS" in message and "too short" in message
+    assert "short-old" not in message and "\n" not in message
+
+
+def test_key_vault_previous_hook_secret_default_and_custom_name():
+    s, made = vault_secrets({"wpmsync-hook-secret": HOOK, "wpmsync-hook-secret-previous": OLD})
+    assert s.hook_secrets() == (HOOK, OLD)
+    assert made["clients"][0].calls == ["wpmsync-hook-secret", "wpmsync-hook-secret-previous"]
+    s, made = vault_secrets({"wpmsync-hook-secret": HOOK, "old-hooks": OLD},
+                            env={"WPMSYNC_HOOK_SECRET_PREVIOUS_NAME": "old-hooks",
+                                 "WPMSYNC_HOOK_SECRET_PREVIOUS": "ignored-when-a-vault-is-set"})
+    assert s.hook_secrets() == (HOOK, OLD)
+
+
+def test_key_vault_previous_hook_secret_error_other_than_not_found_is_config_error():
+    s, _ = vault_secrets({"wpmsync-hook-secret": HOOK,
+                          "wpmsync-hook-secret-previous": HttpResponseError(f"(Forbidden) echo {HOOK}")})
+    with pytest.raises(ConfigError) as info:
+        s.hook_secrets()  # the current one was read in the same pass: masked as well
+    assert "wpmsync-hook-secret-previous" in str(info.value) and "Forbidden" in str(info.value)
+    assert HOOK not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_key_vault_rotation_is_seen_as_one_pair():
+    """Step 1 of the rotation in the vault: previous=old, then current=new. An instance whose
+    cached current secret expires must not pair the new current with its cached "no previous"
+    (that state would refuse WordPress, still signing with the old secret only): both are
+    fetched again together, and both stay cached together."""
+    clock = FakeClock()
+    values: dict[str, object] = {"wpmsync-hook-secret": OLD}
+    s, made = vault_secrets(values, ttl_seconds=600, clock=clock)
+    assert s.hook_secrets() == (OLD,)  # the pair cached at t=0
+    clock.now += 300
+    values["wpmsync-hook-secret-previous"] = OLD
+    values["wpmsync-hook-secret"] = HOOK
+    clock.now += 299
+    assert s.hook_secrets() == (OLD,)  # still the cached pair
+    clock.now += 2
+    assert s.hook_secrets() == (HOOK, OLD)  # never (HOOK,)
+    # Step 3 (the previous secret deleted): the pair again, together.
+    del values["wpmsync-hook-secret-previous"]
+    clock.now += 601
+    assert s.hook_secrets() == (HOOK,)
+    calls = made["clients"][0].calls
+    assert calls.count("wpmsync-hook-secret") == calls.count("wpmsync-hook-secret-previous") == 3
 
 
 # ---------------------------------------------------------------- Entra tokens

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,15 @@ from typing import Any
 import pytest
 
 from wpfixture import WordPress
-from wpmsync.signing import sign, verify
+from wpmsync.errors import Unauthorized
+from wpmsync.signing import sign, signature_header, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "wordpress" / "mu-plugins"
-VECTORS = json.loads((Path(__file__).parent / "vectors" / "signing.json").read_text("utf-8"))["vectors"]
+SIGNING = json.loads((Path(__file__).parent / "vectors" / "signing.json").read_text("utf-8"))
+VECTORS = SIGNING["vectors"]
+ROTATION = SIGNING["rotation"]  # two secrets: "sha256=<current>,sha256=<previous>"
+HEADERS = SIGNING["headers"]  # the header grammar both verifiers must agree on
 
 SECRET = "test-hook-secret-0123456789abcdef"
 KEY = "test-function-key-must-stay-on-the-server"
@@ -276,6 +281,72 @@ def test_shared_vectors_php(wp):
     assert tampered == [True] * len(VECTORS) and late == [True] * len(VECTORS)
 
 
+def openssl_signature(secret: str, timestamp: str, body: str) -> str:
+    """An oracle that is neither of our signers: ``openssl dgst -sha256 -hmac``."""
+    out = subprocess.run(["openssl", "dgst", "-sha256", "-hmac", secret, "-hex"],
+                         input=f"{timestamp}.{body}".encode("utf-8"), capture_output=True, check=True)
+    return "sha256=" + out.stdout.decode().split()[-1]
+
+
+def test_one_secret_header_is_the_old_single_signature():
+    """Without a previous secret the header is byte for byte what it always was."""
+    for v in VECTORS:
+        body = v["body"].encode("utf-8")
+        assert signature_header(v["secret"], v["timestamp"], body) == v["signature"]
+        assert signature_header([v["secret"]], v["timestamp"], body) == v["signature"]
+        assert signature_header([v["secret"], v["secret"], ""], v["timestamp"], body) == v["signature"]
+
+
+def test_rotation_vectors_python():
+    for v in ROTATION:
+        body = v["body"].encode("utf-8")
+        items = v["header"].split(",")
+        assert items == [openssl_signature(s, v["timestamp"], v["body"]) for s in v["secrets"]]
+        assert signature_header(v["secrets"], v["timestamp"], body) == v["header"]  # current first
+        for secrets in ([v["secrets"][0]], [v["secrets"][1]], v["secrets"], v["secrets"][::-1]):
+            assert verify(secrets, v["timestamp"], v["header"], body, now=int(v["timestamp"])) \
+                == int(v["timestamp"])
+
+
+def _header_case(case: dict[str, Any]) -> tuple[str, str]:
+    of = ROTATION[case["of"]]
+    return of["timestamp"], of["body"]
+
+
+def test_header_vectors_python():
+    for case in HEADERS:
+        timestamp, body = _header_case(case)
+        try:
+            verify(case["secrets"], timestamp, case["header"], body.encode("utf-8"), now=int(timestamp))
+            accepted = True
+        except Unauthorized:
+            accepted = False
+        assert accepted is case["accepted"], case["why"]
+
+
+def test_rotation_and_header_vectors_php(wp):
+    oracle, signed, single, verdicts = wp.run("""
+        $out = [[], [], [], []];
+        foreach ($args['rotation'] as $v) {
+            $items = [];
+            foreach ($v['secrets'] as $s) { $items[] = 'sha256=' . hash_hmac('sha256', $v['timestamp'] . '.' . $v['body'], $s); }
+            $out[0][] = implode(',', $items);
+            $out[1][] = Wpmsync_Signer::signature_header($v['secrets'], $v['timestamp'], $v['body']);
+        }
+        foreach ($args['vectors'] as $v) {
+            $out[2][] = Wpmsync_Signer::signature_header([$v['secret'], $v['secret'], ''], $v['timestamp'], $v['body']);
+        }
+        foreach ($args['headers'] as $c) {
+            $of = $args['rotation'][$c['of']];
+            $r = Wpmsync_Signer::verify($c['secrets'], $of['timestamp'], $c['header'], $of['body'], (int) $of['timestamp']);
+            $out[3][] = true === $r ? true : (is_wp_error($r) ? $r->get_error_data()['status'] : 'neither');
+        }
+        return $out;""", rotation=ROTATION, vectors=VECTORS, headers=HEADERS)[0]
+    assert oracle == signed == [v["header"] for v in ROTATION]
+    assert single == [v["signature"] for v in VECTORS]
+    assert verdicts == [True if c["accepted"] else 401 for c in HEADERS], [c["why"] for c in HEADERS]
+
+
 # -- the clean-cache route --------------------------------------------------------------------
 
 CLEAN = """
@@ -305,11 +376,13 @@ def test_clean_cache_signed_by_python_cleans(wp):
     assert wp.events() == []
 
 
-@pytest.mark.parametrize("case", ["unsigned", "expired", "bad", "other secret"])
+@pytest.mark.parametrize("case", ["unsigned", "expired", "bad", "other secret", "malformed"])
 def test_clean_cache_refuses_unsigned_and_expired(wp, case):
     body = json.dumps({"user_ids": [wp.ids["user1"]]})
     ts = str(int(time.time()) - (600 if case == "expired" else 0))
     sig = sign("x" * 32 if case == "other secret" else SECRET, ts, body.encode())
+    if case == "malformed":  # a valid signature, then an empty item: refused as a whole
+        sig += ","
     headers = {} if case == "unsigned" else {"X-Wpmsync-Timestamp": ts,
                                              "X-Wpmsync-Signature": sig[:-1] + "0" if case == "bad" else sig}
     if case == "bad" and sig.endswith("0"):
@@ -483,6 +556,35 @@ def test_without_constants_the_plugin_does_nothing_but_a_notice(wp):
     assert "WPMSYNC_FUNCTION_KEY, WPMSYNC_HOOK_SECRET" in notice and "WPMSYNC_ENDPOINT," not in notice
 
 
+def test_previous_hook_secret_signs_too_and_a_bad_one_is_named(wp):
+    """WPMSYNC_HOOK_SECRET_PREVIOUS set: hooks carry both signatures, current first; defined as
+    something other than a string: not ignored, the plugin names it like a missing constant."""
+    old = "old-hook-secret-0123456789abcdef"
+    wp.configure(constants={**CONSTANTS, "WPMSYNC_HOOK_SECRET_PREVIOUS": old})
+    wp.run("remove_user_from_blog($args['user_ed'], $args['site_editors']); return true;")
+    (request,) = wp.requests()
+    h, body = request["headers"], request["body"].encode()
+    assert h["X-Wpmsync-Signature"] == f"{sign(SECRET, h['X-Wpmsync-Timestamp'], body)},{sign(old, h['X-Wpmsync-Timestamp'], body)}"
+    assert verify([old], h["X-Wpmsync-Timestamp"], h["X-Wpmsync-Signature"], body)  # a verifier not rotated yet
+    for empty in ("", SECRET):  # empty, or equal to the current one: one signature, as before
+        wp.configure(constants={**CONSTANTS, "WPMSYNC_HOOK_SECRET_PREVIOUS": empty})
+        wp.run("add_user_to_blog($args['site_plain'], $args['user2'], 'author'); return true;")
+        (request,) = wp.requests()
+        assert request["headers"]["X-Wpmsync-Signature"].count("sha256=") == 1
+    wp.configure(constants={**CONSTANTS, "WPMSYNC_HOOK_SECRET_PREVIOUS": 12345})
+    notice = wp.run("""wp_set_current_user($args['admin']);
+        ob_start(); do_action('network_admin_notices'); return ob_get_clean();""")[0]
+    assert "WPMSYNC_HOOK_SECRET_PREVIOUS" in notice
+
+
+def test_refused_hook_is_logged_with_a_hint_at_the_secret(wp):
+    wp.configure(responses={"POST hooks": {"status": 401, "body": {"error": "bad signature"}}})
+    wp.run("remove_user_from_blog($args['user_ed'], $args['site_editors']); return true;")
+    err = wp.wp.last_stderr
+    assert "answered HTTP 401" in err and "bad signature" in err and "WPMSYNC_HOOK_SECRET" in err
+    assert SECRET not in err
+
+
 # -- screens ----------------------------------------------------------------------------------
 
 RENDER_NETWORK = """
@@ -515,6 +617,24 @@ def test_network_page_shows_switches_from_the_functions(wp):
     req, = wp.requests()
     assert req["method"] == "GET" and req["url"] == f"{ENDPOINT}/settings"
     assert req["headers"]["x-functions-key"] == KEY
+
+
+def test_the_sync_screen_and_the_job_status_show_what_waits_in_the_outbox(wp):
+    html = wp.run(RENDER_NETWORK, post=None)[0]
+    assert "Every change made in WordPress has reached the sync service." in html
+    wp.configure(responses={"POST hooks": "error"})
+    wp.run("remove_user_from_blog($args['user_ed'], $args['site_editors']);"
+           "add_user_to_blog($args['site_plain'], $args['user2'], 'author'); return true;")
+    wp.net.query("UPDATE {p}wpmsync_outbox SET created_at = UTC_TIMESTAMP() - INTERVAL 5 MINUTE")
+    wp.configure()
+    html = wp.run(RENDER_NETWORK, post=None)[0]
+    assert "2 changes made in WordPress are waiting for the sync service (oldest: 5 mins ago)" in html
+    assert "Last error: cURL error 7: Failed to connect (test)" in html
+    wp.configure(responses={f"GET jobs/{JOB}": {"status": 200, "body": {
+        "job_id": JOB, "state": "done", "blog_ids": [2], "batches": {"done": 1, "failed": 0, "total": 1},
+        "memberships_added": 3, "skipped": {"count": 0, "first": []}, "errors": []}}})
+    out = wp.run(JOB_STATUS, user=wp.ids["admin"], job=JOB, nonce_job=JOB)[0]["data"]
+    assert out["outbox"] == 2 and out["label"] == "done: 3 memberships added · 2 changes made in WordPress still waiting"
 
 
 def test_network_page_falls_back_to_sitemeta(wp):
@@ -596,7 +716,7 @@ def test_job_status_proxy(wp):
     out = wp.run(JOB_STATUS, user=wp.ids["admin"], job=JOB, nonce_job=JOB)[0]
     assert out == {"success": True, "data": {"state": "running", "done": 3, "failed": 0, "total": 10,
                                              "memberships_added": 40, "finished": False,
-                                             "label": "running 3/10 batches"}}
+                                             "label": "running 3/10 batches", "outbox": 0}}
     req, = wp.requests()
     assert req["url"] == f"{ENDPOINT}/jobs/{JOB}" and req["headers"]["x-functions-key"] == KEY
     assert KEY not in json.dumps(out)

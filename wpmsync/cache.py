@@ -25,7 +25,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from . import signing
 from .errors import ConfigError
@@ -81,11 +81,12 @@ def bodies(user_ids: Iterable[int], blog_ids: Iterable[int],
     return out
 
 
-def clean(user_ids: Iterable[int], blog_ids: Iterable[int], secret: str,
+def clean(user_ids: Iterable[int], blog_ids: Iterable[int], secret: str | Sequence[str],
           env: Mapping[str, str] | None = None, roles_blog_ids: Iterable[int] = ()) -> int:
     """Ask WordPress to forget these users (and the user counts of these sites, and the roles of
     the sites in ``roles_blog_ids``). Returns the number of calls that succeeded; 0 when not
-    configured or nothing to clean."""
+    configured or nothing to clean. ``secret``: the hook secret, or the current and previous
+    ones during a rotation (each call is then signed with both, see ``wpmsync.signing``)."""
     url = endpoint(env)
     chunks = bodies(user_ids, blog_ids, roles_blog_ids)
     if url is None or not chunks:
@@ -96,7 +97,7 @@ def clean(user_ids: Iterable[int], blog_ids: Iterable[int], secret: str,
         ts = str(int(time.time()))
         request = urllib.request.Request(url, data=body, method="POST", headers={
             "Content-Type": "application/json", signing.TIMESTAMP_HEADER: ts,
-            signing.SIGNATURE_HEADER: signing.sign(secret, ts, body)})
+            signing.SIGNATURE_HEADER: signing.signature_header(secret, ts, body)})
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
                 response.read()

@@ -4,13 +4,20 @@ Where they come from
   * ``WPMSYNC_KEY_VAULT_URL`` set (``https://<vault>.vault.azure.net``): Azure Key Vault, read
     with ``DefaultAzureCredential`` (the Function App's managed identity in Azure; ``az login``
     or ``AZURE_*`` variables elsewhere). Secret names: ``WPMSYNC_DB_PASSWORD_SECRET_NAME``
-    (default ``wpmsync-db-password``), ``WPMSYNC_HOOK_SECRET_NAME`` (``wpmsync-hook-secret``).
+    (default ``wpmsync-db-password``), ``WPMSYNC_HOOK_SECRET_NAME`` (``wpmsync-hook-secret``),
+    ``WPMSYNC_HOOK_SECRET_PREVIOUS_NAME`` (``wpmsync-hook-secret-previous``, optional: a
+    missing secret means none).
   * otherwise the environment (local runs, or App Service Key Vault references, which the
     platform resolves into plain app settings): ``WPMSYNC_DB_PASSWORD`` (may be empty for a local
-    MariaDB), ``WPMSYNC_HOOK_SECRET`` (required, at least 16 characters).
+    MariaDB), ``WPMSYNC_HOOK_SECRET`` (required, at least 16 characters),
+    ``WPMSYNC_HOOK_SECRET_PREVIOUS`` (optional; empty or unset means none).
 
 The hook secret signs both directions: WordPress's callbacks to the functions, and the functions'
-cache-cleaning calls back to WordPress (one secret, one ``wp-config.php`` constant).
+cache-cleaning calls back to WordPress (one secret, one ``wp-config.php`` constant). During a
+rotation the previous secret is honoured too (``hook_secrets()``; see ``wpmsync.signing`` and
+the README's "Rotating the hook secret"). The current and the previous secret are fetched and
+cached together, as one pair: an instance never combines a fresh current secret with a stale
+"no previous secret", which would refuse the peer still signing with the old one.
 
 Values are cached for ``ttl_seconds`` (600 by default): a rotation in Key Vault is picked up
 within that time without a restart, and a request never costs a Key Vault round trip. The
@@ -55,6 +62,9 @@ MIN_HOOK_SECRET_LENGTH = 16
 # (Key Vault name setting, default secret name, environment fallback)
 _DB_PASSWORD = ("WPMSYNC_DB_PASSWORD_SECRET_NAME", "wpmsync-db-password", "WPMSYNC_DB_PASSWORD")
 _HOOK_SECRET = ("WPMSYNC_HOOK_SECRET_NAME", "wpmsync-hook-secret", "WPMSYNC_HOOK_SECRET")
+_HOOK_SECRET_PREVIOUS = ("WPMSYNC_HOOK_SECRET_PREVIOUS_NAME", "wpmsync-hook-secret-previous",
+                         "WPMSYNC_HOOK_SECRET_PREVIOUS")
+_SECRETS = (_DB_PASSWORD, _HOOK_SECRET, _HOOK_SECRET_PREVIOUS)
 
 
 def _default_credential() -> Any:
@@ -132,19 +142,19 @@ class Secrets:
         return value or ""
 
     def hook_secret(self) -> str:
-        """The shared secret that signs WordPress's hook calls (at least 16 characters)."""
-        env_name = _HOOK_SECRET[2]
-        value = self._read(_HOOK_SECRET, required=True)
-        if not value or len(value) < MIN_HOOK_SECRET_LENGTH:
-            where = (
-                f"Key Vault secret {self._secret_name(_HOOK_SECRET)!r} in {self._vault_url}"
-                if self._vault_url else env_name
-            )
-            state = "is missing" if not value else "is too short"
-            raise ConfigError(
-                f"{where} {state}: the hook secret must be at least {MIN_HOOK_SECRET_LENGTH} characters"
-            )
-        return value
+        """The current shared secret that signs the hooks (at least 16 characters)."""
+        return self.hook_secrets()[0]
+
+    def hook_secrets(self) -> tuple[str, ...]:
+        """``(current,)`` or, during a rotation, ``(current, previous)``: sign with all of them,
+        current first, and accept a signature made with any of them. A previous secret equal to
+        the current one is left out (it adds nothing). Both are read as one pair (see the module
+        docstring); each must be at least 16 characters."""
+        current, previous = self._read_together(((_HOOK_SECRET, True), (_HOOK_SECRET_PREVIOUS, False)))
+        current = self._check_hook_secret(_HOOK_SECRET, current)
+        if not previous or previous == current:
+            return (current,)
+        return (current, self._check_hook_secret(_HOOK_SECRET_PREVIOUS, previous))
 
     @property
     def source(self) -> str:
@@ -157,6 +167,18 @@ class Secrets:
     __str__ = __repr__
 
     # ------------------------------------------------------------------ internals
+    def _check_hook_secret(self, spec: tuple[str, str, str], value: str | None) -> str:
+        """``value``, or a one-line ``ConfigError`` naming where a missing or short hook secret
+        comes from (never its value)."""
+        if value and len(value) >= MIN_HOOK_SECRET_LENGTH:
+            return value
+        where = (f"Key Vault secret {self._secret_name(spec)!r} in {self._vault_url}"
+                 if self._vault_url else spec[2])
+        state = "is missing" if not value else "is too short"
+        raise ConfigError(
+            f"{where} {state}: the hook secret must be at least {MIN_HOOK_SECRET_LENGTH} characters"
+        )
+
     def _secret_name(self, spec: tuple[str, str, str]) -> str:
         name_setting, default_name, _ = spec
         return self._env.get(name_setting, "").strip() or default_name
@@ -174,18 +196,31 @@ class Secrets:
             return self._client
 
     def _read(self, spec: tuple[str, str, str], *, required: bool) -> str | None:
+        return self._read_together(((spec, required),))[0]
+
+    def _read_together(self, specs: tuple[tuple[tuple[str, str, str], bool], ...]) -> list[str | None]:
+        """The values of ``specs`` (each with whether it is required), from one moment: when any
+        of them is not cached or is older than the TTL, all of them are fetched again and cached
+        with the same time, so values that change together (a rotation) are seen together."""
         if not self._vault_url:
-            value = self._env.get(spec[2])
-            return None if value is None else str(value)
-        name = self._secret_name(spec)
+            values = [self._env.get(spec[2]) for spec, _ in specs]
+            return [None if value is None else str(value) for value in values]
+        names = [self._secret_name(spec) for spec, _ in specs]
         with self._lock:
-            cached = self._cache.get(name)
             now = self._clock()
-            if cached is not None and now - cached[0] < self._ttl:
-                return cached[1]
-            value = self._fetch(name, required=required)
-            self._cache[name] = (self._clock(), value)
-            return value
+            cached = [self._cache.get(name) for name in names]
+            if all(c is not None and now - c[0] < self._ttl for c in cached):
+                return [c[1] for c in cached if c is not None]
+            values: list[str | None] = []
+            for name, (_, required) in zip(names, specs):
+                try:
+                    values.append(self._fetch(name, required=required))
+                except ConfigError as exc:  # mask the values of this pass too (not cached yet)
+                    raise ConfigError(self._scrub(str(exc), values)) from None
+            fetched_at = self._clock()
+            for name, value in zip(names, values):
+                self._cache[name] = (fetched_at, value)
+            return values
 
     def _fetch(self, name: str, *, required: bool) -> str | None:
         from azure.core.exceptions import ResourceNotFoundError
@@ -201,10 +236,10 @@ class Secrets:
         value = getattr(secret, "value", None)
         return None if value is None else str(value)
 
-    def _scrub(self, message: str) -> str:
+    def _scrub(self, message: str, also: list[str | None] | None = None) -> str:
         """Belt and braces: mask any secret value we know of should an SDK message carry one."""
-        known = [v for _, v in self._cache.values() if v]
-        known += [self._env.get(spec[2]) or "" for spec in (_DB_PASSWORD, _HOOK_SECRET)]
+        known = [v for _, v in self._cache.values() if v] + [v for v in also or [] if v]
+        known += [self._env.get(spec[2]) or "" for spec in _SECRETS]
         if self._token is not None:
             known.append(self._token[1])
         for value in sorted(set(known), key=len, reverse=True):

@@ -1,15 +1,20 @@
-// Key Vault in RBAC mode with soft delete and purge protection. It holds the hook secret and,
-// for password sign-in, the database password. The app reads them with its managed identity
+// Key Vault in RBAC mode with soft delete and purge protection. It holds the hook secret (and,
+// while it is rotated, the previous one) and, for password sign-in, the database password. The app reads them with its managed identity
 // (Key Vault Secrets User, see rbac.bicep); no secret value is an app setting or an output.
 param location string
 param tags object = {}
 param name string
 param hookSecretName string
+param hookSecretPreviousName string
 param dbPasswordSecretName string
 
 @secure()
 @description('Written as a new version of the hook secret when not empty.')
 param hookSecret string = ''
+
+@secure()
+@description('Written as a new version of the previous hook secret when not empty (a rotation).')
+param hookSecretPrevious string = ''
 
 @secure()
 @description('Written as a new version of the database password secret when not empty.')
@@ -41,6 +46,18 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
 
 // Each secret is written only when its value is given (a module, so the condition sits on the
 // module and the secret resource itself stays plain for the static checks).
+// The previous hook secret is written before the current one: an app instance that reads the
+// pair in between sees (old, old), never (new, no previous), which would refuse WordPress while
+// it still signs with the old secret only.
+module hookSecretPreviousVersion 'keyvault-secret.bicep' = if (!empty(hookSecretPrevious)) {
+  name: 'secret-${hookSecretPreviousName}'
+  params: {
+    vaultName: vault.name
+    name: hookSecretPreviousName
+    value: hookSecretPrevious
+  }
+}
+
 module hookSecretVersion 'keyvault-secret.bicep' = if (!empty(hookSecret)) {
   name: 'secret-${hookSecretName}'
   params: {
@@ -48,6 +65,9 @@ module hookSecretVersion 'keyvault-secret.bicep' = if (!empty(hookSecret)) {
     name: hookSecretName
     value: hookSecret
   }
+  dependsOn: [
+    hookSecretPreviousVersion
+  ]
 }
 
 module dbPasswordVersion 'keyvault-secret.bicep' = if (!empty(dbPassword)) {

@@ -11,7 +11,8 @@
  * Loader: WordPress auto-loads only the top-level PHP files of wp-content/mu-plugins/, so this
  * file pulls in the code from the wpmsync/ folder next to it. Configuration is three constants in
  * wp-config.php (see wpmsync/README.md of the repository): WPMSYNC_ENDPOINT,
- * WPMSYNC_FUNCTION_KEY, WPMSYNC_HOOK_SECRET.
+ * WPMSYNC_FUNCTION_KEY, WPMSYNC_HOOK_SECRET (and, only while the hook secret is rotated,
+ * WPMSYNC_HOOK_SECRET_PREVIOUS).
  *
  * @package wpmsync
  */

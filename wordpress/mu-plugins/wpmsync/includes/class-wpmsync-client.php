@@ -64,7 +64,7 @@ final class Wpmsync_Client {
 		$body     = self::hook_body( $event, $data, $event_id );
 		$headers  = array_merge(
 			array( 'Content-Type' => 'application/json' ),
-			Wpmsync_Signer::headers( $this->config->hook_secret(), $body )
+			Wpmsync_Signer::headers( $this->config->hook_secrets(), $body )
 		);
 		$response = wp_remote_post(
 			$this->config->url( 'hooks' ),
@@ -83,6 +83,9 @@ final class Wpmsync_Client {
 		$status = (int) wp_remote_retrieve_response_code( $response );
 		if ( $status < 200 || $status > 299 ) {
 			$message = self::error_message( $response );
+			if ( 401 === $status ) { // The one cause an operator can fix here; the outbox keeps the event meanwhile.
+				$message .= ' ' . __( '(is WPMSYNC_HOOK_SECRET the functions\' hook secret? During a rotation see "Rotating the hook secret" in the README)', 'wpmsync' );
+			}
 			self::log( sprintf( 'hook %s %s answered HTTP %d: %s', $event, wp_json_encode( $data ), $status, $message ) );
 			return new WP_Error( 'wpmsync_http_' . $status, $message, array( 'status' => $status ) );
 		}

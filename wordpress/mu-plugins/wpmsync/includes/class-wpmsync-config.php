@@ -1,6 +1,7 @@
 <?php
 /**
- * Configuration: three constants from wp-config.php, never the database.
+ * Configuration: three constants from wp-config.php (and, during a hook secret rotation, an
+ * optional fourth, WPMSYNC_HOOK_SECRET_PREVIOUS), never the database.
  *
  * The function key and the hook secret are credentials: keeping them out of the options tables
  * means a database dump, a backup or an SQL injection elsewhere never leaks them, and the
@@ -19,6 +20,9 @@ final class Wpmsync_Config {
 	/** Names of the constants an operator defines in wp-config.php. */
 	const CONSTANTS = array( 'WPMSYNC_ENDPOINT', 'WPMSYNC_FUNCTION_KEY', 'WPMSYNC_HOOK_SECRET' );
 
+	/** Optional: the secret being rotated out, honoured beside WPMSYNC_HOOK_SECRET (README). */
+	const PREVIOUS_SECRET = 'WPMSYNC_HOOK_SECRET_PREVIOUS';
+
 	/** @var string Base URL of the Functions app, without a trailing slash (…/api). */
 	private $endpoint;
 
@@ -28,19 +32,25 @@ final class Wpmsync_Config {
 	/** @var string Shared HMAC secret of the hooks and of the clean-cache route. */
 	private $hook_secret;
 
+	/** @var string The previous HMAC secret during a rotation; '' when none. */
+	private $previous_hook_secret;
+
 	/**
-	 * @param string $endpoint     Base URL, e.g. https://myapp.azurewebsites.net/api.
-	 * @param string $function_key Function key.
-	 * @param string $hook_secret  HMAC secret.
+	 * @param string $endpoint             Base URL, e.g. https://myapp.azurewebsites.net/api.
+	 * @param string $function_key         Function key.
+	 * @param string $hook_secret          HMAC secret.
+	 * @param string $previous_hook_secret The secret being rotated out, or '' (none).
 	 */
-	public function __construct( $endpoint, $function_key, $hook_secret ) {
-		$this->endpoint     = rtrim( (string) $endpoint, '/' );
-		$this->function_key = (string) $function_key;
-		$this->hook_secret  = (string) $hook_secret;
+	public function __construct( $endpoint, $function_key, $hook_secret, $previous_hook_secret = '' ) {
+		$this->endpoint             = rtrim( (string) $endpoint, '/' );
+		$this->function_key         = (string) $function_key;
+		$this->hook_secret          = (string) $hook_secret;
+		$this->previous_hook_secret = (string) $previous_hook_secret;
 	}
 
 	/**
-	 * Constants that are missing, empty or unusable (an endpoint that is not an http(s) URL).
+	 * Constants that are missing, empty or unusable (an endpoint that is not an http(s) URL, a
+	 * previous secret that is defined but not a string: a typo there must not go unnoticed).
 	 *
 	 * @return string[] Constant names; empty when the configuration is complete.
 	 */
@@ -54,6 +64,9 @@ final class Wpmsync_Config {
 		if ( ! in_array( 'WPMSYNC_ENDPOINT', $problems, true ) && ! preg_match( '~^https?://[^/\s?#]+(/[^\s?#]*)?$~i', trim( WPMSYNC_ENDPOINT ) ) ) {
 			$problems[] = 'WPMSYNC_ENDPOINT';
 		}
+		if ( defined( self::PREVIOUS_SECRET ) && ! is_string( constant( self::PREVIOUS_SECRET ) ) ) {
+			$problems[] = self::PREVIOUS_SECRET;
+		}
 		return $problems;
 	}
 
@@ -66,7 +79,8 @@ final class Wpmsync_Config {
 		if ( self::problems() ) {
 			return null;
 		}
-		return new self( trim( WPMSYNC_ENDPOINT ), trim( WPMSYNC_FUNCTION_KEY ), WPMSYNC_HOOK_SECRET );
+		$previous = defined( self::PREVIOUS_SECRET ) ? constant( self::PREVIOUS_SECRET ) : '';
+		return new self( trim( WPMSYNC_ENDPOINT ), trim( WPMSYNC_FUNCTION_KEY ), WPMSYNC_HOOK_SECRET, $previous );
 	}
 
 	/**
@@ -92,5 +106,15 @@ final class Wpmsync_Config {
 	/** @return string */
 	public function hook_secret() {
 		return $this->hook_secret;
+	}
+
+	/**
+	 * The secrets to sign with and to accept: the current one, then the previous one when set
+	 * (and different). See Wpmsync_Signer.
+	 *
+	 * @return string[]
+	 */
+	public function hook_secrets() {
+		return Wpmsync_Signer::secret_list( array( $this->hook_secret, $this->previous_hook_secret ) );
 	}
 }

@@ -8,7 +8,8 @@
  *
  * Body {"user_ids": [...], "blog_ids": [...], "roles_blog_ids": [...]}, every field optional,
  * ids positive integers (JSON numbers or digit strings), at most 10,000 in all; signed like the
- * hooks (same secret, headers and five-minute window). There is no WordPress user behind the
+ * hooks (same secret, headers and five-minute window; during a rotation the previous secret is
+ * accepted too, see Wpmsync_Signer). There is no WordPress user behind the
  * call: the signature is the permission. A malformed body is refused (400) before anything is
  * cleaned; a roles_blog_ids entry naming no existing site (deleted meanwhile) is skipped.
  *
@@ -69,7 +70,7 @@ final class Wpmsync_Rest {
 	 */
 	public function check_signature( WP_REST_Request $request ) {
 		return Wpmsync_Signer::verify(
-			$this->config->hook_secret(),
+			$this->config->hook_secrets(),
 			$request->get_header( Wpmsync_Signer::TIMESTAMP_HEADER ),
 			$request->get_header( Wpmsync_Signer::SIGNATURE_HEADER ),
 			(string) $request->get_body()
