@@ -5,15 +5,15 @@ membership at once would both succeed. Every writer of ours holds the named lock
 id buckets (``GET_LOCK``) around its transaction and inserts only where no row exists. A named
 lock is freed by the server when the connection dies, so a crashed worker never wedges anything.
 
-WordPress takes no lock at all: core writes usermeta one autocommitted statement at a time
-(``remove_user_from_blog`` deletes the capabilities row, then the user_level row). So every
-transaction of ours that writes users' rows (``write_users``) runs at REPEATABLE READ and starts
-with a locking read of those users' rows through the ``user_id`` index: from then on core's
-statements for those users (an UPDATE, a DELETE, and through the index's gap locks an INSERT)
-wait for our commit, and what we read, decide and journal is what we write. A deadlock or a lock
-wait timeout rolls the whole transaction back; it is tried again with a bounded backoff.
-Statements inside such a transaction reach ``usermeta`` through the ``user_id`` index only
-(``Tables.usermeta_by_user``), so they never lock other users' rows.
+WordPress takes no lock at all: core writes usermeta one autocommitted statement at a time, at
+the server's REPEATABLE READ, whose UPDATEs lock index gaps as they scan. Our transactions
+(``write_users``) run at READ COMMITTED, read without locking, and hold no lock WordPress could
+want except on the rows they insert or change themselves, written in an order that never lands
+in a gap a waiting WordPress statement holds (see ``memberships._write_pending``): WordPress's
+statements wait at most for one commit of ours and are never chosen as a deadlock's victim by
+our doing. (A locking read of the users' rows before deciding, tried first, made WordPress's
+own writes the victims: measured in ``bench/outbox_bench.py``.) A deadlock or a lock wait
+timeout of ours rolls the whole transaction back; it is tried again with a bounded backoff.
 """
 from __future__ import annotations
 
@@ -63,14 +63,9 @@ def connect(config: Config, password: str | None = None) -> pymysql.connections.
 
 
 @contextlib.contextmanager
-def transaction(conn: pymysql.connections.Connection,
-                repeatable: bool = False) -> Iterator[pymysql.cursors.Cursor]:
-    """One transaction: committed on success, rolled back on any error. ``repeatable``: at
-    REPEATABLE READ (this transaction only; the session stays at READ COMMITTED), whose
-    locking reads also lock the gaps of the index they scan."""
-    if repeatable:
-        with conn.cursor() as cur:
-            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+def transaction(conn: pymysql.connections.Connection) -> Iterator[pymysql.cursors.Cursor]:
+    """One transaction (READ COMMITTED, as the session): committed on success, rolled back on
+    any error."""
     conn.begin()
     try:
         with conn.cursor() as cur:
@@ -141,24 +136,16 @@ def retryable(exc: BaseException) -> bool:
         exc.args[0] in (DEADLOCK, LOCK_WAIT_TIMEOUT, AUTOINC_READ_FAILED)
 
 
-def lock_user_rows(cur: pymysql.cursors.Cursor, usermeta: str, first_user: int, last_user: int) -> None:
-    """The locking read that makes WordPress's own statements for these users wait for our
-    commit (see the module docstring)."""
-    cur.execute(f"SELECT COUNT(*) FROM {usermeta} FORCE INDEX (user_id) WHERE user_id BETWEEN %s AND %s "
-                "FOR UPDATE", (first_user, last_user))
-
-
-def write_users(conn: pymysql.connections.Connection, config: Config, usermeta: str, first_user: int,
+def write_users(conn: pymysql.connections.Connection, config: Config, first_user: int,
                 last_user: int, work: Callable[[pymysql.cursors.Cursor], T]) -> T:
     """Run ``work(cursor)`` in one transaction that holds users ``first_user..last_user``: their
-    buckets' named locks, then a locking read of their rows. ``work`` may run more than once (a
-    deadlock or a lock wait timeout is tried again, at most ``ATTEMPTS`` times, backing off), so
-    it builds its result afresh each time. After the last try: ``Busy``, nothing written."""
+    buckets' named locks, which every writer of ours takes (and the mu-plugin, for the removal
+    record). ``work`` may run more than once (a deadlock or a lock wait timeout is tried again, at
+    most ``ATTEMPTS`` times, backing off), so it builds its result afresh each time. After the
+    last try: ``Busy``, nothing written."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            with named_locks(conn, config, user_locks(first_user, last_user)), \
-                    transaction(conn, repeatable=True) as cur:
-                lock_user_rows(cur, usermeta, first_user, last_user)
+            with named_locks(conn, config, user_locks(first_user, last_user)), transaction(conn) as cur:
                 return work(cur)
         except pymysql.MySQLError as exc:
             if not retryable(exc):

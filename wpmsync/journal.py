@@ -324,7 +324,7 @@ def undo(conn: Any, network: Network, job_id: Any, *, dry_run: bool = False,
                 conn.rollback()  # nothing of a preview stays (only temporary tables were written)
             return part
 
-        outcome.merge(db.write_users(conn, network.config, network.tables.usermeta, lo, hi, undo_range))
+        outcome.merge(db.write_users(conn, network.config, lo, hi, undo_range))
         done += 1
         from_user = hi + 1
     if change is not None and outcome.next_user is None:

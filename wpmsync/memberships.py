@@ -35,6 +35,7 @@ SAMPLE = 5
 MAX_SPAN_BUCKETS = 128  # a batch's id range covers at most this many lock buckets
 # TEMPORARY tables: per connection, gone when it closes.
 KEYS, HAVE, PENDING, PRIMARY = "wpmsync_keys", "wpmsync_have", "wpmsync_pending", "wpmsync_primary"
+NEW = "wpmsync_new"  # the rows a batch inserts, gathered first (MySQL reads a temporary table once per query)
 SOURCES = "wpmsync_sources"
 CAPS, LEVEL, PRIMARY_BLOG, SOURCE_DOMAIN, SOURCE_SITE = 1, 2, 3, 4, 5  # kinds of rows in KEYS
 
@@ -222,6 +223,8 @@ def _ensure_temporary(cur: Any, network: Network) -> None:
     cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {PENDING} (user_id BIGINT UNSIGNED NOT NULL, "
                 "blog_id BIGINT NOT NULL, has_level TINYINT NOT NULL, PRIMARY KEY (blog_id, user_id), "
                 "KEY user_id (user_id))")
+    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {NEW} (user_id BIGINT UNSIGNED NOT NULL, "
+                "blog_id BIGINT NOT NULL, part TINYINT NOT NULL, PRIMARY KEY (user_id, blog_id, part))")
     cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {PRIMARY} (user_id BIGINT UNSIGNED NOT NULL PRIMARY KEY, "
                 "blog_id BIGINT NOT NULL, primary_rows TINYINT NOT NULL, source_rows TINYINT NOT NULL, "
                 "domain VARCHAR(255) NOT NULL DEFAULT '')")
@@ -368,11 +371,11 @@ def apply_batch(conn: Any, network: Network, batch: Batch,
     whose outbox events this very call is applying (``delivery.deliver``): their own rows there
     do not hold them back.
 
-    The transaction holds the batch's users (``db.write_users``: their named locks, then a
-    locking read of their rows, so WordPress's own statements for them wait for the commit).
-    After collecting the pending pairs (see ``_collect``): stray user_level rows updated,
-    caps rows inserted, user_level rows inserted, then ``primary_blog`` / ``source_domain`` for
-    users who had none (the lowest site they join here). The number of statements does not depend
+    The transaction holds the batch's users (``db.write_users``: their named locks). After
+    collecting the pending pairs (see ``_collect``), ``_write_pending`` inserts every new row
+    (caps, user_level, and ``primary_blog`` / ``source_domain`` for users who had none: the
+    lowest site they join here) in one statement, gives way where WordPress got there first,
+    then updates the few rows changed in place. The number of statements does not depend
     on the number of users or sites. ``record`` runs inside the same transaction (a job notes the
     batch done there, so a redelivered batch counts once). Every row written is journaled under
     ``change`` in the same transaction (two more set-based statements), and so are the removal
@@ -389,13 +392,15 @@ def apply_batch(conn: Any, network: Network, batch: Batch,
 
     def write(cur: Any) -> Outcome:
         outcome = Outcome(skipped=list(base.skipped))
-        # Read after the locking read: from here on nobody changes these users' rows.
+        # Read inside the transaction that holds the users: no writer of ours changes them now.
         removed = removals.removed_pairs(cur, network, batch.first_user, batch.last_user)
         waiting = set() if batch.force else \
             outbox.users_waiting(cur, network, batch.first_user, batch.last_user) - applying
         excluded = set() if batch.force else removed
+        cur.execute(f"SELECT COALESCE(MAX(umeta_id), 0) FROM {network.tables.usermeta}")
+        before = int(cur.fetchone()[0])  # what _collect sees; rows after it are news (_give_way)
         if _collect(cur, network, targets, batch.first_user, batch.last_user, excluded, waiting):
-            _write_pending(cur, network, batch, change, outcome)
+            _write_pending(cur, network, batch, change, outcome, before)
             if batch.force and removed:  # a forced manual sync clears the record of what it re-added
                 cur.execute(f"SELECT user_id, blog_id FROM {PENDING}")
                 readded = sorted({(int(u), int(b)) for u, b in cur.fetchall()} & removed)
@@ -410,14 +415,43 @@ def apply_batch(conn: Any, network: Network, batch: Batch,
             record(cur, outcome)
         return outcome
 
-    return db.write_users(conn, network.config, network.tables.usermeta, batch.first_user, batch.last_user, write)
+    return db.write_users(conn, network.config, batch.first_user, batch.last_user, write)
 
 
-def _write_pending(cur: Any, network: Network, batch: Batch, change: Change, outcome: Outcome) -> None:
-    """Write what ``_collect`` left in PENDING, journaled; count it in ``outcome``."""
+def _write_pending(cur: Any, network: Network, batch: Batch, change: Change, outcome: Outcome,
+                   before: int) -> None:
+    """Write what ``_collect`` left in PENDING, journaled; count it in ``outcome``.
+
+    Beside WordPress's own writers (autocommitted statements at REPEATABLE READ, no locks of
+    their own) the order matters. Every new row (caps, user_level, ``primary_blog``,
+    ``source_domain``) goes in ONE ``INSERT ... SELECT`` ordered by user: a WordPress statement
+    that meets one of our new rows waits for our commit, and nothing we write afterwards lands
+    in an index gap it holds (several inserts, one after another, did: WordPress's waiting
+    UPDATE became the deadlock victim, its write lost). Rows WordPress committed meanwhile for
+    the same (user, site) win: ours are taken out again before the commit. Only the rare
+    updates in place (a user_level row left without its caps, an empty ``primary_blog``) come
+    after the insert."""
     um = network.tables.usermeta
-    cur.execute(f"SELECT COALESCE(MAX(umeta_id), 0) FROM {um}")
-    (before,) = cur.fetchone()
+    primary = _plan_primary_blogs(cur, network)
+    cur.execute(f"DELETE FROM {NEW}")
+    # parts: 0 caps, 1 user_level, 2 primary_blog, 3 source_domain (numbers only: the values come
+    # from KEYS in the one INSERT below, which reads each temporary table once, as MySQL requires)
+    cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 0 FROM {PENDING}")
+    cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 1 FROM {PENDING} WHERE has_level = 0")
+    if primary:
+        cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 2 FROM {PRIMARY} WHERE primary_rows = 0")
+        cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 3 FROM {PRIMARY} WHERE source_rows = 0")
+    inserted = cur.execute(
+        f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT n.user_id, "
+        "CASE n.part WHEN 2 THEN 'primary_blog' WHEN 3 THEN 'source_domain' ELSE k.meta_key END, "
+        "CASE n.part WHEN 2 THEN CAST(n.blog_id AS CHAR) WHEN 3 THEN k.domain ELSE k.value END "
+        f"FROM {NEW} n STRAIGHT_JOIN {KEYS} k ON k.blog_id = n.blog_id "
+        f"AND k.kind = IF(n.part = 1, {LEVEL}, {CAPS}) ORDER BY n.user_id, n.blog_id, n.part")
+    cur.execute("SELECT LAST_INSERT_ID()")
+    first = int(cur.fetchone()[0]) if inserted else 0
+    ours = _our_rows(cur, batch, first, inserted)
+    if inserted:
+        _give_way(cur, network, batch, before, first, ours)
     # update_user_meta: a user_level row left without its caps row is updated in place.
     stray = (f"{PENDING} t STRAIGHT_JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} "
              f"STRAIGHT_JOIN {network.tables.usermeta_by_user('m')} ON m.user_id = t.user_id "
@@ -425,23 +459,15 @@ def _write_pending(cur: Any, network: Network, batch: Batch, change: Change, out
     journal.record_select(
         cur, network, change,
         f"%s, m.umeta_id, m.user_id, t.blog_id, m.meta_key, m.meta_value, k.value FROM {stray} "
-        "WHERE t.has_level = 1 AND NOT (BINARY m.meta_value <=> BINARY k.value)", (USERMETA,))
+        "WHERE t.has_level = 1 AND NOT (CAST(m.meta_value AS BINARY) <=> CAST(k.value AS BINARY))", (USERMETA,))
     cur.execute(f"UPDATE {stray} SET m.meta_value = k.value WHERE t.has_level = 1")
-    cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT t.user_id, k.meta_key, k.value "
-                f"FROM {PENDING} t JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {CAPS} "
-                "ORDER BY t.user_id, t.blog_id")
-    cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT t.user_id, k.meta_key, k.value "
-                f"FROM {PENDING} t JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} "
-                "WHERE t.has_level = 0 ORDER BY t.user_id, t.blog_id")
-    outcome.primary_blogs = _assign_primary_blogs(cur, network, change)
-    # The rows inserted above, exactly: these users' rows are locked, gaps included, so no other
-    # writer (WordPress's either) inserted a row for them since the locking read.
-    journal.record_select(
-        cur, network, change,
-        f"%s, m.umeta_id, m.user_id, k.blog_id, m.meta_key, NULL, m.meta_value "
-        f"FROM {network.tables.usermeta_by_user('m')} STRAIGHT_JOIN {KEYS} k ON k.meta_key = m.meta_key "
-        "WHERE m.umeta_id > %s AND m.user_id BETWEEN %s AND %s",
-        (USERMETA, before, batch.first_user, batch.last_user))
+    outcome.primary_blogs = _update_primary_blogs(cur, network, change) if primary else 0
+    if inserted:  # the rows inserted above that are still ours, exactly
+        journal.record_select(
+            cur, network, change,
+            f"%s, m.umeta_id, m.user_id, k.blog_id, m.meta_key, NULL, m.meta_value FROM {um} m "
+            f"JOIN {KEYS} k ON k.meta_key = m.meta_key AND k.kind IN ({CAPS}, {LEVEL}, {PRIMARY_BLOG}, {SOURCE_DOMAIN}) "
+            f"WHERE {ours}", (USERMETA,))
     outcome.job_id = change.job_id
     _count_pending(cur, outcome)
     cur.execute(f"SELECT DISTINCT user_id FROM {PENDING}")
@@ -449,33 +475,82 @@ def _write_pending(cur: Any, network: Network, batch: Batch, change: Change, out
     outcome.touched_sites = set(outcome.sites)
 
 
-def _assign_primary_blogs(cur: Any, network: Network, change: Change) -> int:
-    """``add_user_to_blog``: a user whose ``primary_blog`` is empty gets the site it joins,
-    and its ``source_domain``; in WordPress's loop that is the lowest blog id it joins.
-    Rows updated in place are journaled here; inserted ones by the caller."""
-    um = network.tables.usermeta
+def _our_rows(cur: Any, batch: Batch, first: int, count: int) -> str:
+    """A condition on ``m.umeta_id`` naming the rows of our INSERT (callers also require a key
+    we write). With ``innodb_autoinc_lock_mode`` 0 or 1 (MariaDB's default) an ``INSERT ...
+    SELECT`` holds the table's AUTO-INC lock to its end, so its ids are exactly the ``count``
+    from ``LAST_INSERT_ID()``. With 2 (MySQL 8's default) another insert may take ids in between:
+    then ours are the new rows of our keys for the batch's users (one that WordPress inserted for
+    the same user and key at that very moment cannot be told apart; the reconcile's repair keeps
+    the lowest of two)."""
+    if not count:
+        return "FALSE"
+    cur.execute("SELECT @@innodb_autoinc_lock_mode")
+    if int(cur.fetchone()[0]) <= 1:
+        return f"m.umeta_id BETWEEN {int(first)} AND {int(first) + int(count) - 1}"
+    return f"m.umeta_id >= {int(first)} AND m.user_id BETWEEN {int(batch.first_user)} AND {int(batch.last_user)}"
+
+
+def _give_way(cur: Any, network: Network, batch: Batch, before: int, first: int, ours: str) -> None:
+    """WordPress added a membership (or a ``primary_blog``) for one of our users after we
+    looked (the highest id then was ``before``) and before we inserted (from ``first`` on): keep
+    WordPress's rows, take ours out (both rows of the membership; ``primary_blog`` with
+    ``source_domain``), so we never make a duplicate nor pair our user_level with its caps. Only
+    the rows inserted in that window are read (a primary-key range: usually none). Deleting our
+    own new rows takes no lock anyone else holds."""
+    cur.execute(f"SELECT DISTINCT m.user_id, k.blog_id, k.kind FROM {network.tables.usermeta} m "
+                f"STRAIGHT_JOIN {KEYS} k ON k.meta_key = m.meta_key WHERE m.umeta_id > %s AND m.umeta_id < %s "
+                f"AND m.user_id BETWEEN %s AND %s AND k.kind IN ({CAPS}, {PRIMARY_BLOG})",
+                (before, first, batch.first_user, batch.last_user))
+    raced = cur.fetchall()
+    pairs = [(int(u), int(b)) for u, b, kind in raced if kind == CAPS]
+    users = sorted({int(u) for u, _, kind in raced if kind == PRIMARY_BLOG})
+    lost = 0
+    if pairs:
+        lost += cur.execute(f"DELETE FROM {PENDING} WHERE (user_id, blog_id) IN ("
+                            + ", ".join(["(%s, %s)"] * len(pairs)) + ")", [x for pair in pairs for x in pair])
+    if users:
+        lost += cur.execute(f"DELETE FROM {PRIMARY} WHERE primary_rows = 0 AND user_id IN ("
+                            + ", ".join(["%s"] * len(users)) + ")", users)
+    if not lost:
+        return
+    # Ours, of a pair no longer pending (or a primary_blog no longer planned): deleted by id.
+    cur.execute(
+        f"DELETE m FROM {network.tables.usermeta} m JOIN {KEYS} k ON k.meta_key = m.meta_key WHERE {ours} "
+        f"AND ((k.kind IN ({CAPS}, {LEVEL}) AND NOT EXISTS (SELECT 1 FROM {PENDING} t WHERE t.user_id = m.user_id "
+        f"AND t.blog_id = k.blog_id)) OR (k.kind IN ({PRIMARY_BLOG}, {SOURCE_DOMAIN}) AND NOT EXISTS "
+        f"(SELECT 1 FROM {PRIMARY} p WHERE p.user_id = m.user_id)))")
+
+
+def _plan_primary_blogs(cur: Any, network: Network) -> int:
+    """``add_user_to_blog``: a user whose ``primary_blog`` is empty gets the site it joins, and
+    its ``source_domain``; in WordPress's loop that is the lowest blog id it joins. PRIMARY
+    holds them (the domain read with the keys: no ``blogs`` row is locked)."""
     cur.execute(f"DELETE FROM {PRIMARY}")
     count = cur.execute(
         f"INSERT INTO {PRIMARY} (user_id, blog_id, primary_rows, source_rows) SELECT t.user_id, MIN(t.blog_id), "
         f"COALESCE(MAX(h.primary_rows), 0), COALESCE(MAX(h.source_rows), 0) FROM {PENDING} t "
         f"LEFT JOIN {HAVE} h ON h.user_id = t.user_id AND h.blog_id = 0 "
         "WHERE COALESCE(h.has_primary, 0) = 0 GROUP BY t.user_id")
-    if not count:
-        return 0
-    cur.execute(f"UPDATE {PRIMARY} p JOIN {KEYS} k ON k.blog_id = p.blog_id AND k.kind = {CAPS} SET p.domain = k.domain")
+    if count:
+        cur.execute(f"UPDATE {PRIMARY} p JOIN {KEYS} k ON k.blog_id = p.blog_id AND k.kind = {CAPS} "
+                    "SET p.domain = k.domain")
+    return count
+
+
+def _update_primary_blogs(cur: Any, network: Network, change: Change) -> int:
+    """The empty ``primary_blog`` / ``source_domain`` rows a planned user already has are
+    updated in place (journaled); the missing ones were inserted with the memberships."""
     new_value = "IF(m.meta_key = 'primary_blog', CAST(p.blog_id AS CHAR), p.domain)"
     leftover = f"{PRIMARY} p STRAIGHT_JOIN {network.tables.usermeta_by_user('m')} ON m.user_id = p.user_id"
     theirs = "m.meta_key IN ('primary_blog', 'source_domain') AND (p.primary_rows = 1 OR p.source_rows = 1)"
     journal.record_select(
         cur, network, change,
         f"%s, m.umeta_id, m.user_id, 0, m.meta_key, m.meta_value, {new_value} FROM {leftover} "
-        f"WHERE {theirs} AND NOT (BINARY m.meta_value <=> BINARY {new_value})", (USERMETA,))
+        f"WHERE {theirs} AND NOT (CAST(m.meta_value AS BINARY) <=> CAST({new_value} AS BINARY))", (USERMETA,))
     cur.execute(f"UPDATE {leftover} SET m.meta_value = {new_value} WHERE {theirs}")
-    cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT p.user_id, 'primary_blog', "
-                f"CAST(p.blog_id AS CHAR) FROM {PRIMARY} p WHERE p.primary_rows = 0 ORDER BY p.user_id")
-    cur.execute(f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT p.user_id, 'source_domain', p.domain "
-                f"FROM {PRIMARY} p WHERE p.source_rows = 0 ORDER BY p.user_id")
-    return count
+    cur.execute(f"SELECT COUNT(*) FROM {PRIMARY}")
+    return int(cur.fetchone()[0])
 
 
 def require_blog_ids(network: Network, blog_ids: Iterable[Any]) -> list[int]:

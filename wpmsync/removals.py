@@ -71,7 +71,7 @@ def change(conn: Any, network: Network, user_id: int, add: set[int] = frozenset(
            remove: set[int] = frozenset(), by: Change | None = None) -> list[int]:
     """``change_in`` in a transaction of its own, holding the user as every writer of its rows
     does (the mu-plugin takes the same named lock for its own changes of the record)."""
-    return db.write_users(conn, network.config, network.tables.usermeta, user_id, user_id,
+    return db.write_users(conn, network.config, user_id, user_id,
                           lambda cur: change_in(cur, network, user_id, add, remove, by))
 
 

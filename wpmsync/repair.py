@@ -93,7 +93,7 @@ def repair(conn: Any, network: Network, blog_ids: list[int], change: Change) -> 
         return loaded[blog_id]
 
     for user_id in sorted(users):
-        done = db.write_users(conn, network.config, network.tables.usermeta, user_id, user_id,
+        done = db.write_users(conn, network.config, user_id, user_id,
                               lambda cur, u=user_id: _repair_user(cur, network, u, keys, roles_of, change))
         for name, count in done.items():
             report[name] += count

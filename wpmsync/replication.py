@@ -87,7 +87,7 @@ def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_bl
             journal.update_meta(cur, network, change, user.user_id, blog_id, tables.level_key(blog_id), str(level))
         return attempt, plans
 
-    written, plans = db.write_users(conn, network.config, tables.usermeta, user.user_id, user.user_id, write)
+    written, plans = db.write_users(conn, network.config, user.user_id, user.user_id, write)
     outcome.skipped, outcome.sites = written.skipped, written.sites
     for blog_id, (_, _, roles_value) in plans.items():
         if roles_value is not None:

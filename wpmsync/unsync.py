@@ -54,7 +54,7 @@ def remove_users(conn: Any, network: Network, user_ids: Iterable[Any], blog_ids:
             kept = found[user_id].super_admin and network.main_site_id in sites and network.main_site_id in member_of
             return doomed, kept
 
-        doomed, kept_main = db.write_users(conn, network.config, tables.usermeta, user_id, user_id, remove)
+        doomed, kept_main = db.write_users(conn, network.config, user_id, user_id, remove)
         if kept_main:
             outcome.skip("a super admin is never removed from the main site", user_id=user_id,
                          blog_id=network.main_site_id)
