@@ -224,7 +224,8 @@ def _ensure_temporary(cur: Any, network: Network) -> None:
                 "blog_id BIGINT NOT NULL, has_level TINYINT NOT NULL, PRIMARY KEY (blog_id, user_id), "
                 "KEY user_id (user_id))")
     cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {NEW} (user_id BIGINT UNSIGNED NOT NULL, "
-                "blog_id BIGINT NOT NULL, part TINYINT NOT NULL, PRIMARY KEY (user_id, blog_id, part))")
+                "blog_id BIGINT NOT NULL, part TINYINT NOT NULL, kind TINYINT NOT NULL, "
+                "PRIMARY KEY (user_id, blog_id, part))")
     cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {PRIMARY} (user_id BIGINT UNSIGNED NOT NULL PRIMARY KEY, "
                 "blog_id BIGINT NOT NULL, primary_rows TINYINT NOT NULL, source_rows TINYINT NOT NULL, "
                 "domain VARCHAR(255) NOT NULL DEFAULT '')")
@@ -436,17 +437,18 @@ def _write_pending(cur: Any, network: Network, batch: Batch, change: Change, out
     cur.execute(f"DELETE FROM {NEW}")
     # parts: 0 caps, 1 user_level, 2 primary_blog, 3 source_domain (numbers only: the values come
     # from KEYS in the one INSERT below, which reads each temporary table once, as MySQL requires)
-    cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 0 FROM {PENDING}")
-    cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 1 FROM {PENDING} WHERE has_level = 0")
+    # (kind: the KEYS row that gives the key and value, looked up through its index)
+    cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 0, {CAPS} FROM {PENDING}")
+    cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 1, {LEVEL} FROM {PENDING} WHERE has_level = 0")
     if primary:
-        cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 2 FROM {PRIMARY} WHERE primary_rows = 0")
-        cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 3 FROM {PRIMARY} WHERE source_rows = 0")
+        cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 2, {CAPS} FROM {PRIMARY} WHERE primary_rows = 0")
+        cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 3, {CAPS} FROM {PRIMARY} WHERE source_rows = 0")
     inserted = cur.execute(
         f"INSERT INTO {um} (user_id, meta_key, meta_value) SELECT n.user_id, "
         "CASE n.part WHEN 2 THEN 'primary_blog' WHEN 3 THEN 'source_domain' ELSE k.meta_key END, "
         "CASE n.part WHEN 2 THEN CAST(n.blog_id AS CHAR) WHEN 3 THEN k.domain ELSE k.value END "
-        f"FROM {NEW} n STRAIGHT_JOIN {KEYS} k ON k.blog_id = n.blog_id "
-        f"AND k.kind = IF(n.part = 1, {LEVEL}, {CAPS}) ORDER BY n.user_id, n.blog_id, n.part")
+        f"FROM {NEW} n STRAIGHT_JOIN {KEYS} k ON k.kind = n.kind AND k.blog_id = n.blog_id "
+        "ORDER BY n.user_id, n.blog_id, n.part")
     cur.execute("SELECT LAST_INSERT_ID()")
     first = int(cur.fetchone()[0]) if inserted else 0
     ours = _our_rows(cur, batch, first, inserted)

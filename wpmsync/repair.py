@@ -60,15 +60,19 @@ def find(conn: Any, network: Network, blog_ids: list[int]) -> set[int]:
         cur.execute(f"SELECT DISTINCT user_id FROM (SELECT user_id FROM {um} WHERE meta_key IN ({marks}) "
                     "GROUP BY user_id, meta_key HAVING COUNT(*) > 1) d", list(keys))
         users |= {int(r[0]) for r in cur.fetchall()}
-        # A caps key is its site's prefix + 'capabilities'; the level key the same prefix + 'user_level'.
-        for have, lack, have_suffix, lack_suffix in ((caps, levels, CAPS_SUFFIX, LEVEL_SUFFIX),
-                                                     (levels, caps, LEVEL_SUFFIX, CAPS_SUFFIX)):
-            cur.execute(
-                f"SELECT DISTINCT a.user_id FROM {um} a WHERE a.meta_key IN ({', '.join(['%s'] * len(have))}) "
-                f"AND NOT EXISTS (SELECT 1 FROM {network.tables.usermeta_by_user('b')} WHERE b.user_id = a.user_id "
-                "AND b.meta_key = CONCAT(LEFT(a.meta_key, CHAR_LENGTH(a.meta_key) - %s), %s))",
-                (*have, len(have_suffix), lack_suffix))
-            users |= {int(r[0]) for r in cur.fetchall()}
+        # A caps key is its site's prefix + 'capabilities', the level key the same prefix +
+        # 'user_level': grouped by user and prefix, a site with one of the two and not the other
+        # shows (one pass over the membership rows, like the duplicates above).
+        membership = caps + levels
+        cur.execute(
+            "SELECT DISTINCT user_id FROM (SELECT user_id, IF(RIGHT(meta_key, %s) = %s, "
+            "LEFT(meta_key, CHAR_LENGTH(meta_key) - %s), LEFT(meta_key, CHAR_LENGTH(meta_key) - %s)) AS site, "
+            "SUM(RIGHT(meta_key, %s) = %s) AS caps_rows, COUNT(*) AS all_rows "
+            f"FROM {um} WHERE meta_key IN ({', '.join(['%s'] * len(membership))}) GROUP BY user_id, site "
+            "HAVING caps_rows = 0 OR caps_rows = all_rows) h",
+            (len(CAPS_SUFFIX), CAPS_SUFFIX, len(CAPS_SUFFIX), len(LEVEL_SUFFIX), len(CAPS_SUFFIX), CAPS_SUFFIX,
+             *membership))
+        users |= {int(r[0]) for r in cur.fetchall()}
     return users
 
 
