@@ -467,8 +467,8 @@ def _write_pending(cur: Any, network: Network, batch: Batch, change: Change, out
     if inserted:  # the rows inserted above that are still ours, exactly
         journal.record_select(
             cur, network, change,
-            f"%s, m.umeta_id, m.user_id, k.blog_id, m.meta_key, NULL, m.meta_value FROM {um} m "
-            f"JOIN {KEYS} k ON k.meta_key = m.meta_key AND k.kind IN ({CAPS}, {LEVEL}, {PRIMARY_BLOG}, {SOURCE_DOMAIN}) "
+            f"%s, m.umeta_id, m.user_id, k.blog_id, m.meta_key, NULL, m.meta_value FROM {um} m STRAIGHT_JOIN "
+            f"{KEYS} k ON k.meta_key = m.meta_key AND k.kind IN ({CAPS}, {LEVEL}, {PRIMARY_BLOG}, {SOURCE_DOMAIN}) "
             f"WHERE {ours}", (USERMETA,))
     outcome.job_id = change.job_id
     _count_pending(cur, outcome)
@@ -518,7 +518,7 @@ def _give_way(cur: Any, network: Network, batch: Batch, before: int, first: int,
         return
     # Ours, of a pair no longer pending (or a primary_blog no longer planned): deleted by id.
     cur.execute(
-        f"DELETE m FROM {network.tables.usermeta} m JOIN {KEYS} k ON k.meta_key = m.meta_key WHERE {ours} "
+        f"DELETE m FROM {network.tables.usermeta} m STRAIGHT_JOIN {KEYS} k ON k.meta_key = m.meta_key WHERE {ours} "
         f"AND ((k.kind IN ({CAPS}, {LEVEL}) AND NOT EXISTS (SELECT 1 FROM {PENDING} t WHERE t.user_id = m.user_id "
         f"AND t.blog_id = k.blog_id)) OR (k.kind IN ({PRIMARY_BLOG}, {SOURCE_DOMAIN}) AND NOT EXISTS "
         f"(SELECT 1 FROM {PRIMARY} p WHERE p.user_id = m.user_id)))")
