@@ -210,25 +210,37 @@ def make_batches(blog_ids: Iterable[int], ranges: list[tuple[int, int]], force: 
 
 # ---------------------------------------------------------------- the pending memberships
 
-def _ensure_temporary(cur: Any, network: Network) -> None:
+def _temporary_tables(network: Network) -> dict[str, str]:
+    """The batch's temporary tables (this connection's own; DDL on them does not commit)."""
     collation = network.meta_key_collation
-    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {KEYS} (meta_key VARCHAR(191) COLLATE {collation} "
-                "NOT NULL PRIMARY KEY, blog_id BIGINT NOT NULL, kind TINYINT NOT NULL, value LONGTEXT NOT NULL, "
-                "domain VARCHAR(255) NOT NULL DEFAULT '', KEY kind_blog (kind, blog_id))")
-    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {HAVE} (user_id BIGINT UNSIGNED NOT NULL, "
-                "blog_id BIGINT NOT NULL, has_caps TINYINT NOT NULL, has_level TINYINT NOT NULL, "
-                "has_primary TINYINT NOT NULL, primary_rows TINYINT NOT NULL, source_rows TINYINT NOT NULL, "
-                "in_source TINYINT NOT NULL, PRIMARY KEY (user_id, blog_id))")
-    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {SOURCES} (user_id BIGINT UNSIGNED NOT NULL PRIMARY KEY)")
-    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {PENDING} (user_id BIGINT UNSIGNED NOT NULL, "
-                "blog_id BIGINT NOT NULL, has_level TINYINT NOT NULL, PRIMARY KEY (blog_id, user_id), "
-                "KEY user_id (user_id))")
-    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {NEW} (user_id BIGINT UNSIGNED NOT NULL, "
-                "blog_id BIGINT NOT NULL, part TINYINT NOT NULL, kind TINYINT NOT NULL, "
-                "PRIMARY KEY (user_id, blog_id, part))")
-    cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {PRIMARY} (user_id BIGINT UNSIGNED NOT NULL PRIMARY KEY, "
-                "blog_id BIGINT NOT NULL, primary_rows TINYINT NOT NULL, source_rows TINYINT NOT NULL, "
-                "domain VARCHAR(255) NOT NULL DEFAULT '')")
+    return {
+        KEYS: f"(meta_key VARCHAR(191) COLLATE {collation} NOT NULL PRIMARY KEY, blog_id BIGINT NOT NULL, "
+              "kind TINYINT NOT NULL, value LONGTEXT NOT NULL, domain VARCHAR(255) NOT NULL DEFAULT '', "
+              "KEY kind_blog (kind, blog_id))",
+        HAVE: "(user_id BIGINT UNSIGNED NOT NULL, blog_id BIGINT NOT NULL, has_caps TINYINT NOT NULL, "
+              "has_level TINYINT NOT NULL, has_primary TINYINT NOT NULL, primary_rows TINYINT NOT NULL, "
+              "source_rows TINYINT NOT NULL, in_source TINYINT NOT NULL, PRIMARY KEY (user_id, blog_id))",
+        SOURCES: "(user_id BIGINT UNSIGNED NOT NULL PRIMARY KEY)",
+        PENDING: "(user_id BIGINT UNSIGNED NOT NULL, blog_id BIGINT NOT NULL, has_level TINYINT NOT NULL, "
+                 "PRIMARY KEY (blog_id, user_id), KEY user_id (user_id))",
+        # in the order the batch's one INSERT writes (no sort there, whose rows carry the values)
+        NEW: "(user_id BIGINT UNSIGNED NOT NULL, blog_id BIGINT NOT NULL, part TINYINT NOT NULL, "
+             "kind TINYINT NOT NULL, PRIMARY KEY (user_id, blog_id, part))",
+        PRIMARY: "(user_id BIGINT UNSIGNED NOT NULL PRIMARY KEY, blog_id BIGINT NOT NULL, "
+                 "primary_rows TINYINT NOT NULL, source_rows TINYINT NOT NULL, domain VARCHAR(255) NOT NULL DEFAULT '')",
+    }
+
+
+def _ensure_temporary(cur: Any, network: Network) -> None:
+    for name, columns in _temporary_tables(network).items():
+        cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} {columns}")
+
+
+def _fresh(cur: Any, network: Network, name: str) -> None:
+    """An empty temporary table: dropped and made again, far faster than deleting its rows
+    (TRUNCATE would commit the batch's transaction)."""
+    cur.execute(f"DROP TEMPORARY TABLE IF EXISTS {name}")
+    cur.execute(f"CREATE TEMPORARY TABLE {name} {_temporary_tables(network)[name]}")
 
 
 def _load_keys(cur: Any, network: Network, targets: list[Target], sources: list[int] | None) -> None:
@@ -240,7 +252,7 @@ def _load_keys(cur: Any, network: Network, targets: list[Target], sources: list[
         domain = network.sites[t.blog_id].domain
         rows += [(t.cap_key, t.blog_id, CAPS, t.cap_value, domain), (t.level_key, t.blog_id, LEVEL, t.level_value, "")]
     rows += [(network.tables.cap_key(b), 0, SOURCE_SITE, "", "") for b in sources or ()]
-    cur.execute(f"DELETE FROM {KEYS}")
+    _fresh(cur, network, KEYS)
     cur.execute(f"INSERT INTO {KEYS} (meta_key, blog_id, kind, value, domain) VALUES "
                 + ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows)), [x for row in rows for x in row])
 
@@ -255,7 +267,7 @@ def _collect(cur: Any, network: Network, targets: list[Target], first_user: int,
     sources = source_sites(network)
     _ensure_temporary(cur, network)
     _load_keys(cur, network, targets, sources)
-    cur.execute(f"DELETE FROM {HAVE}")
+    _fresh(cur, network, HAVE)
     cur.execute(
         f"INSERT INTO {HAVE} SELECT m.user_id, k.blog_id, MAX(k.kind = {CAPS}), MAX(k.kind = {LEVEL}), "
         f"MAX(k.kind = {PRIMARY_BLOG} AND m.meta_value NOT IN ('', '0')), MAX(k.kind = {PRIMARY_BLOG}), "
@@ -282,7 +294,7 @@ def _collect(cur: Any, network: Network, targets: list[Target], first_user: int,
     if pairs:
         sql += f" AND (u.ID, k.blog_id) NOT IN ({', '.join(['(%s, %s)'] * len(pairs))})"
         params += [x for pair in pairs for x in pair]
-    cur.execute(f"DELETE FROM {PENDING}")
+    _fresh(cur, network, PENDING)
     return cur.execute(sql, params)
 
 
@@ -434,12 +446,13 @@ def _write_pending(cur: Any, network: Network, batch: Batch, change: Change, out
     after the insert."""
     um = network.tables.usermeta
     primary = _plan_primary_blogs(cur, network)
-    cur.execute(f"DELETE FROM {NEW}")
+    _fresh(cur, network, NEW)
     # parts: 0 caps, 1 user_level, 2 primary_blog, 3 source_domain (numbers only: the values come
     # from KEYS in the one INSERT below, which reads each temporary table once, as MySQL requires)
     # (kind: the KEYS row that gives the key and value, looked up through its index)
-    cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 0, {CAPS} FROM {PENDING}")
-    cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 1, {LEVEL} FROM {PENDING} WHERE has_level = 0")
+    cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 0, {CAPS} FROM {PENDING} ORDER BY user_id, blog_id")
+    cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 1, {LEVEL} FROM {PENDING} WHERE has_level = 0 "
+                "ORDER BY user_id, blog_id")
     if primary:
         cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 2, {CAPS} FROM {PRIMARY} WHERE primary_rows = 0")
         cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 3, {CAPS} FROM {PRIMARY} WHERE source_rows = 0")
@@ -454,15 +467,11 @@ def _write_pending(cur: Any, network: Network, batch: Batch, change: Change, out
     ours = _our_rows(cur, batch, first, inserted)
     if inserted:
         _give_way(cur, network, batch, before, first, ours)
-    # update_user_meta: a user_level row left without its caps row is updated in place.
-    stray = (f"{PENDING} t STRAIGHT_JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} "
-             f"STRAIGHT_JOIN {network.tables.usermeta_by_user('m')} ON m.user_id = t.user_id "
-             "AND m.meta_key = k.meta_key")
-    journal.record_select(
-        cur, network, change,
-        f"%s, m.umeta_id, m.user_id, t.blog_id, m.meta_key, m.meta_value, k.value FROM {stray} "
-        "WHERE t.has_level = 1 AND NOT (CAST(m.meta_value AS BINARY) <=> CAST(k.value AS BINARY))", (USERMETA,))
-    cur.execute(f"UPDATE {stray} SET m.meta_value = k.value WHERE t.has_level = 1")
+    # update_user_meta: a user_level row left without its caps row is updated in place (rare:
+    # looked for first, so the usual batch does not read its users' rows again).
+    cur.execute(f"SELECT EXISTS (SELECT 1 FROM {PENDING} WHERE has_level = 1)")
+    if cur.fetchone()[0]:
+        _update_stray_levels(cur, network, change)
     outcome.primary_blogs = _update_primary_blogs(cur, network, change) if primary else 0
     if inserted:  # the rows inserted above that are still ours, exactly
         journal.record_select(
@@ -475,6 +484,18 @@ def _write_pending(cur: Any, network: Network, batch: Batch, change: Change, out
     cur.execute(f"SELECT DISTINCT user_id FROM {PENDING}")
     outcome.touched_users = {int(r[0]) for r in cur.fetchall()}
     outcome.touched_sites = set(outcome.sites)
+
+
+def _update_stray_levels(cur: Any, network: Network, change: Change) -> None:
+    """Pending pairs whose user_level row is already there (without caps) get it set."""
+    stray = (f"{PENDING} t STRAIGHT_JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} "
+             f"STRAIGHT_JOIN {network.tables.usermeta_by_user('m')} ON m.user_id = t.user_id "
+             "AND m.meta_key = k.meta_key")
+    journal.record_select(
+        cur, network, change,
+        f"%s, m.umeta_id, m.user_id, t.blog_id, m.meta_key, m.meta_value, k.value FROM {stray} "
+        "WHERE t.has_level = 1 AND NOT (CAST(m.meta_value AS BINARY) <=> CAST(k.value AS BINARY))", (USERMETA,))
+    cur.execute(f"UPDATE {stray} SET m.meta_value = k.value WHERE t.has_level = 1")
 
 
 def _our_rows(cur: Any, batch: Batch, first: int, count: int) -> str:
@@ -528,7 +549,7 @@ def _plan_primary_blogs(cur: Any, network: Network) -> int:
     """``add_user_to_blog``: a user whose ``primary_blog`` is empty gets the site it joins, and
     its ``source_domain``; in WordPress's loop that is the lowest blog id it joins. PRIMARY
     holds them (the domain read with the keys: no ``blogs`` row is locked)."""
-    cur.execute(f"DELETE FROM {PRIMARY}")
+    _fresh(cur, network, PRIMARY)
     count = cur.execute(
         f"INSERT INTO {PRIMARY} (user_id, blog_id, primary_rows, source_rows) SELECT t.user_id, MIN(t.blog_id), "
         f"COALESCE(MAX(h.primary_rows), 0), COALESCE(MAX(h.source_rows), 0) FROM {PENDING} t "
