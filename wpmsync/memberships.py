@@ -447,9 +447,9 @@ def _write_pending(cur: Any, network: Network, batch: Batch, change: Change, out
     um = network.tables.usermeta
     primary = _plan_primary_blogs(cur, network)
     _fresh(cur, network, NEW)
-    # parts: 0 caps, 1 user_level, 2 primary_blog, 3 source_domain (numbers only: the values come
-    # from KEYS in the one INSERT below, which reads each temporary table once, as MySQL requires)
-    # (kind: the KEYS row that gives the key and value, looked up through its index)
+    # part: 0 caps, 1 user_level, 2 primary_blog, 3 source_domain; kind: the KEYS row (found by its
+    # index) that gives the key and value in the one INSERT below, which reads each temporary
+    # table once, as MySQL requires.
     cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 0, {CAPS} FROM {PENDING} ORDER BY user_id, blog_id")
     cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 1, {LEVEL} FROM {PENDING} WHERE has_level = 0 "
                 "ORDER BY user_id, blog_id")
