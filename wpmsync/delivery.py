@@ -32,15 +32,13 @@ TIMER_DRAIN = 5_000  # due rows one timer pass applies at most
 
 
 def deliver(engine: "Engine", event_id: str, event: str, data: Any, send: Callable[[list[dict]], Any],
-            notify: Callable[[Any], Any], source: str = "hook") -> dict[str, Any]:
-    """Apply one event once, after the earlier outbox events of its user; its row (if any)
-    leaves the outbox. Raises what ``hooks.handle_once`` raises; a retryable failure of an
-    earlier event raises ``Busy`` (noted on that event's row) and leaves this one for later."""
+            notify: Callable[[Any], Any], source: str = "hook", row: outbox.Row | None = None) -> dict[str, Any]:
+    """Apply one event once, after the earlier outbox events of its user; its row (if any;
+    ``row`` when the caller read it already) leaves the outbox. Raises what
+    ``hooks.handle_once`` raises; a retryable failure of an earlier event raises ``Busy``
+    (noted on that event's row) and leaves this one for later."""
     conn, network = engine.conn, engine.network
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT {outbox.COLUMNS} FROM {outbox.table(network)} WHERE event_id = %s", (event_id,))
-        found = outbox.rows(cur)
-    row = found[0] if found else None
+    row = row or outbox.find(conn, network, event_id)
     user_id = row.user_id if row else _number(data, "user_id")
     # Every delivery of an event takes the same lock (a hook and a drain of one event, or two
     # events of one user, take turns), which is what lets ``events.claim`` take over a claim
@@ -77,7 +75,7 @@ def drain(engine: "Engine", send: Callable[[list[dict]], Any], notify: Callable[
         if key in held:
             continue
         try:
-            deliver(engine, row.event_id, row.event, row.data, send, notify, source="outbox")
+            deliver(engine, row.event_id, row.event, row.data, send, notify, source="outbox", row=row)
             counts["applied"] += 1
         except WpmsyncError as exc:
             if exc.status in hooks.FINAL_STATUSES:

@@ -195,7 +195,6 @@ class Engine:
 
     def outbox(self) -> dict[str, Any]:
         """WordPress's events not applied yet: how many, the oldest one's age, the last error."""
-        jobs.ensure_tables(self.conn, self.network)
         return outbox.stats(self.conn, self.network)
 
     def journal(self, limit: int = 20) -> list[dict[str, Any]]:

@@ -231,11 +231,6 @@ def _temporary_tables(network: Network) -> dict[str, str]:
     }
 
 
-def _ensure_temporary(cur: Any, network: Network) -> None:
-    for name, columns in _temporary_tables(network).items():
-        cur.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} {columns}")
-
-
 def _fresh(cur: Any, network: Network, name: str) -> None:
     """An empty temporary table: dropped and made again, far faster than deleting its rows
     (TRUNCATE would commit the batch's transaction)."""
@@ -265,7 +260,6 @@ def _collect(cur: Any, network: Network, targets: list[Target], first_user: int,
     event still waiting in the outbox (``waiting``). Two statements over the users' own rows,
     whatever the number of sites."""
     sources = source_sites(network)
-    _ensure_temporary(cur, network)
     _load_keys(cur, network, targets, sources)
     _fresh(cur, network, HAVE)
     cur.execute(
@@ -278,7 +272,7 @@ def _collect(cur: Any, network: Network, targets: list[Target], first_user: int,
     )
     source_join = ""
     if sources is not None:  # a directional scope: only members of the source sites are synced
-        cur.execute(f"DELETE FROM {SOURCES}")
+        _fresh(cur, network, SOURCES)
         cur.execute(f"INSERT INTO {SOURCES} SELECT user_id FROM {HAVE} WHERE blog_id = 0 AND in_source = 1")
         source_join = f"JOIN {SOURCES} src ON src.user_id = u.ID "
     usql, uparams = network.user_filter_sql("u")

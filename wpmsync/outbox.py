@@ -85,6 +85,14 @@ def due(conn: Any, network: Network, limit: int) -> list[Row]:
         return rows(cur)
 
 
+def find(conn: Any, network: Network, event_id: str) -> Row | None:
+    """The row of one event, if it is in the outbox."""
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT {COLUMNS} FROM {table(network)} WHERE event_id = %s", (event_id,))
+        found = rows(cur)
+    return found[0] if found else None
+
+
 def users_waiting(cur: Any, network: Network, first_user: int, last_user: int) -> set[int]:
     """Users in the range with events still in the outbox: no sync that is not forced adds them
     anywhere until those events are applied (one of them may be a removal)."""

@@ -65,10 +65,9 @@ def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_bl
         return outcome
 
     targets = sorted(b for b in caps_rows if b != source.blog_id and b in live)
-    plan = partial(_plan, network, site_roles, source.blog_id, role=role, privileged=privileged,
-                   outcome=outcome)
+    plan = partial(_plan, network, site_roles, source.blog_id, role=role, privileged=privileged)
     if dry_run:
-        for blog_id in plan(caps_rows, targets):
+        for blog_id in plan(caps_rows, targets, outcome=outcome):
             _count(outcome, blog_id, user.user_id)
         return outcome
 
@@ -76,9 +75,8 @@ def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_bl
 
     def write(cur: Any) -> tuple[Outcome, dict[int, tuple[dict, int, str | None]]]:
         attempt = Outcome(skipped=list(outcome.skipped), sites={b: dict(e) for b, e in outcome.sites.items()})
-        caps_now = _caps_of(cur, network, user.user_id, set(targets))  # re-read, the user's rows locked
-        plans = _plan(network, site_roles, source.blog_id, caps_now, sorted(caps_now), role=role,
-                      privileged=privileged, outcome=attempt)
+        caps_now = _caps_of(cur, network, user.user_id, set(targets))  # re-read under the user's lock
+        plans = plan(caps_now, sorted(caps_now), outcome=attempt)
         for blog_id, (new_caps, level, roles_value) in plans.items():
             if roles_value is not None:  # add_role(): the definition copied from the source site
                 journal.update_option(cur, network, change, blog_id, tables.roles_option(blog_id), roles_value)
