@@ -152,12 +152,22 @@ def stack(azurite: str) -> Iterator[Stack]:
 
 
 def login(page: Any, base: str, user: str, password: str) -> None:
-    page.goto(f"{base}/wp-login.php")
-    page.fill("#user_login", user)
-    page.fill("#user_pass", password)
-    with page.expect_navigation():
-        page.click("#wp-submit")
-    assert "/wp-admin/" in page.url, page.url
+    """Log in through wp-login.php. Tried up to three times: once in CI, on a loaded machine, the
+    form came back unsubmitted with nothing to say why; a failure now shows WordPress's own
+    message (#login_error) and the page's start."""
+    for _ in range(3):
+        page.goto(f"{base}/wp-login.php")
+        page.wait_for_load_state("networkidle")
+        page.fill("#user_login", user)
+        page.fill("#user_pass", password)
+        with page.expect_navigation(wait_until="load"):
+            page.click("#wp-submit")
+        if "/wp-admin/" in page.url:
+            break
+        error = page.locator("#login_error")
+        said = error.inner_text() if error.count() else page.content()[:2000]
+    else:
+        raise AssertionError(f"login as {user} failed: {page.url}: {said}")
     assert page.locator("#wpadminbar").count() == 1
 
 
