@@ -20,20 +20,23 @@ from typing import Any
 
 import azure.functions as func
 
-from wpmsync import jobs
-from wpmsync.engine import parse_blog_ids
-from wpmsync.errors import InputError
-from wpmsync.journal import parse_job_id
+from wpmsync import inputs, jobs
 from wpmsync.memberships import require_blog_ids
-from wpmsync.settings import parse_switch
+from wpmsync.settings import SWITCHES
 
 from . import common
 
 bp = func.Blueprint()
+PLAN_ACTIONS = ("sync", "add_user", "add_site", "set_role")
 
 
-def _force(data: dict[str, Any]) -> bool:
-    return parse_switch("force", data.get("force", False))
+def _flag(data: dict[str, Any], name: str) -> bool:
+    """``force``, ``dry_run``: JSON true or false, false when absent."""
+    return inputs.optional(data, name, inputs.boolean, False)
+
+
+def _route_id(req: func.HttpRequest, name: str) -> int:
+    return inputs.ident(req.route_params.get(name), name, text=True)
 
 
 def _accepted(req: func.HttpRequest, job: jobs.Job) -> func.HttpResponse:
@@ -45,15 +48,17 @@ def _accepted(req: func.HttpRequest, job: jobs.Job) -> func.HttpResponse:
 @bp.route(route="sync", methods=["POST"])
 def sync(req: func.HttpRequest) -> func.HttpResponse:
     def work(correlation: str) -> func.HttpResponse:
-        data = common.body_json(req, required=False)
+        data = common.body_json(req, ("blog_ids", "force"), required=False)
+        selected = inputs.optional(data, "blog_ids", inputs.ids, None)
+        force = _flag(data, "force")
         with common.engine() as engine:
-            if "blog_ids" in data:
-                blog_ids = require_blog_ids(engine.network, parse_blog_ids(data["blog_ids"]))
+            if selected is not None:
+                blog_ids = require_blog_ids(engine.network, selected)
                 kind = "sync_sites"
             else:
                 blog_ids = [s.blog_id for s in engine.network.live_sites()]
                 kind = "sync_all"
-            job = jobs.start(engine, kind, blog_ids, common.send, force=_force(data),
+            job = jobs.start(engine, kind, blog_ids, common.send, force=force,
                              trigger=common.manual_trigger(req, correlation))
         return _accepted(req, job)
 
@@ -63,10 +68,11 @@ def sync(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="sites/{blog_id}/sync", methods=["POST"])
 def site_sync(req: func.HttpRequest) -> func.HttpResponse:
     def work(correlation: str) -> func.HttpResponse:
-        data = common.body_json(req, required=False)
+        data = common.body_json(req, ("force",), required=False)
+        blog_id, force = _route_id(req, "blog_id"), _flag(data, "force")
         with common.engine() as engine:
-            site = engine.network.require_live_site(req.route_params.get("blog_id"))
-            job = jobs.start(engine, "site_pull", [site.blog_id], common.send, force=_force(data),
+            site = engine.network.require_live_site(blog_id)
+            job = jobs.start(engine, "site_pull", [site.blog_id], common.send, force=force,
                              trigger=common.manual_trigger(req, correlation))
         return _accepted(req, job)
 
@@ -76,21 +82,27 @@ def site_sync(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="plan", methods=["POST"])
 def plan(req: func.HttpRequest) -> func.HttpResponse:
     def work(correlation: str) -> func.HttpResponse:
-        data = common.body_json(req, required=False)
-        action = data.get("action", "sync")
+        data = common.body_json(req, ("action", "blog_ids", "user_id", "blog_id", "role", "actor_id", "force"),
+                                required=False)
+        action = inputs.optional(data, "action", inputs.choice, "sync", None, PLAN_ACTIONS)
+        fields = {"sync": ("blog_ids", "force"), "add_user": ("user_id",), "add_site": ("blog_id", "force"),
+                  "set_role": ("user_id", "role", "blog_id", "actor_id")}[action]
+        inputs.obj(data, f"body (action {action})", ("action", *fields))
+        force = _flag(data, "force")
         with common.engine() as engine:
             if action == "sync":
-                ids = parse_blog_ids(data["blog_ids"]) if "blog_ids" in data else None
-                outcome = engine.sync_sites(ids, force=_force(data), dry_run=True)
+                outcome = engine.sync_sites(inputs.optional(data, "blog_ids", inputs.ids, None),
+                                            force=force, dry_run=True)
             elif action == "add_user":
-                outcome = engine.add_user_to_all_sites(data.get("user_id"), dry_run=True)
+                outcome = engine.add_user_to_all_sites(inputs.ident(data.get("user_id"), "user_id"), dry_run=True)
             elif action == "add_site":
-                outcome = engine.add_all_users_to_site(data.get("blog_id"), force=_force(data), dry_run=True)
-            elif action == "set_role":
-                outcome = engine.replicate_role(data.get("user_id"), data.get("role"), data.get("blog_id"),
-                                                data.get("actor_id"), dry_run=True)
+                outcome = engine.add_all_users_to_site(inputs.ident(data.get("blog_id"), "blog_id"),
+                                                       force=force, dry_run=True)
             else:
-                raise InputError("action must be one of sync, add_user, add_site, set_role")
+                outcome = engine.replicate_role(
+                    inputs.ident(data.get("user_id"), "user_id"), inputs.role(data.get("role")),
+                    inputs.ident(data.get("blog_id"), "blog_id"),
+                    inputs.optional(data, "actor_id", inputs.ident, None), dry_run=True)
         return common.answer(outcome.to_dict())
 
     return common.run(req, "plan", work)
@@ -99,10 +111,14 @@ def plan(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="settings", methods=["GET", "PATCH", "PUT"])
 def settings(req: func.HttpRequest) -> func.HttpResponse:
     def work(correlation: str) -> func.HttpResponse:
+        changes = {}
+        if req.method != "GET":
+            data = common.body_json(req, SWITCHES)
+            changes = {name: inputs.boolean(value, name) for name, value in data.items()}
         with common.engine() as engine:
             if req.method == "GET":
                 return common.answer({"settings": engine.settings()})
-            return common.answer({"settings": engine.change_settings(**common.body_json(req))})
+            return common.answer({"settings": engine.change_settings(**changes)})
 
     return common.run(req, "settings", work)
 
@@ -111,10 +127,10 @@ def settings(req: func.HttpRequest) -> func.HttpResponse:
 def network_options(req: func.HttpRequest) -> func.HttpResponse:
     """Per-site opt-out and role, role filters, the missing-role policy (wpmsync/options.py)."""
     def work(correlation: str) -> func.HttpResponse:
+        changes = common.body_json(req) if req.method != "GET" else {}
         with common.engine() as engine:
-            if req.method == "GET":
-                return common.answer({"options": engine.network_options()})
-            return common.answer({"options": engine.change_network_options(common.body_json(req))})
+            options = engine.network_options() if req.method == "GET" else engine.change_network_options(changes)
+            return common.answer({"options": options, "problems": engine.option_problems()})
 
     return common.run(req, "options", work)
 
@@ -123,11 +139,11 @@ def network_options(req: func.HttpRequest) -> func.HttpResponse:
 def users_sync(req: func.HttpRequest) -> func.HttpResponse:
     """Bulk sync by hand: selected users join selected sites (inline: a hand-picked list)."""
     def work(correlation: str) -> func.HttpResponse:
-        data = common.body_json(req)
+        data = common.body_json(req, ("user_ids", "blog_ids", "force", "dry_run"))
+        user_ids, blog_ids = inputs.ids(data.get("user_ids"), "user_ids"), inputs.ids(data.get("blog_ids"), "blog_ids")
+        force, dry_run = _flag(data, "force"), _flag(data, "dry_run")
         with common.engine(common.manual_trigger(req, correlation)) as engine:
-            outcome = engine.add_users_to_sites(data.get("user_ids") or [], parse_blog_ids(data.get("blog_ids") or []),
-                                                force=_force(data),
-                                                dry_run=parse_switch("dry_run", data.get("dry_run", False)))
+            outcome = engine.add_users_to_sites(user_ids, blog_ids, force=force, dry_run=dry_run)
         return common.answer(outcome.to_dict())
 
     return common.run(req, "users_sync", work)
@@ -137,10 +153,11 @@ def users_sync(req: func.HttpRequest) -> func.HttpResponse:
 def unsync(req: func.HttpRequest) -> func.HttpResponse:
     """Take selected users off selected sites, as remove_user_from_blog() does (remembered)."""
     def work(correlation: str) -> func.HttpResponse:
-        data = common.body_json(req)
+        data = common.body_json(req, ("user_ids", "blog_ids", "dry_run"))
+        user_ids, blog_ids = inputs.ids(data.get("user_ids"), "user_ids"), inputs.ids(data.get("blog_ids"), "blog_ids")
+        dry_run = _flag(data, "dry_run")
         with common.engine(common.manual_trigger(req, correlation)) as engine:
-            outcome = engine.remove_users(data.get("user_ids") or [], data.get("blog_ids") or [],
-                                          dry_run=parse_switch("dry_run", data.get("dry_run", False)))
+            outcome = engine.remove_users(user_ids, blog_ids, dry_run=dry_run)
             if not outcome.dry_run:
                 common.notify_wordpress(outcome)
         return common.answer(outcome.to_dict())
@@ -151,9 +168,7 @@ def unsync(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="jobs/{job_id}", methods=["GET"])
 def job_status(req: func.HttpRequest) -> func.HttpResponse:
     def work(correlation: str) -> func.HttpResponse:
-        job_id = req.route_params.get("job_id", "")
-        if not job_id.isalnum() or len(job_id) != 32:
-            raise InputError("job_id must be the 32-character id a sync answered with")
+        job_id = inputs.job_id(req.route_params.get("job_id"))
         with common.engine() as engine:
             # WordPress's events still waiting: a job's result is only whole once they are applied.
             return common.answer({**jobs.status(engine.conn, engine.network, job_id), "outbox": engine.outbox()})
@@ -167,9 +182,9 @@ def undo(req: func.HttpRequest) -> func.HttpResponse:
     Memberships changed since are kept and reported; running it again restores what is left.
     More rows than one batch: queued (202), one user-id range per message."""
     def work(correlation: str) -> func.HttpResponse:
-        data = common.body_json(req, required=False)
-        dry_run = parse_switch("dry_run", data.get("dry_run", False))
-        job_id = parse_job_id(req.route_params.get("job_id", ""))
+        data = common.body_json(req, ("dry_run",), required=False)
+        dry_run = _flag(data, "dry_run")
+        job_id = inputs.job_id(req.route_params.get("job_id"))
         with common.engine(common.manual_trigger(req, correlation)) as engine:
             if not dry_run and not engine.fits_one_request(job_id):
                 change = engine.register_undo(job_id)
@@ -187,11 +202,9 @@ def undo(req: func.HttpRequest) -> func.HttpResponse:
 def journal(req: func.HttpRequest) -> func.HttpResponse:
     """The newest changes (``?limit=``, default 20): id, trigger, rows, undone by."""
     def work(correlation: str) -> func.HttpResponse:
-        raw = req.params.get("limit", "20")
-        if not raw.isdigit():
-            raise InputError("limit must be a whole number between 1 and 500")
+        limit = inputs.whole_number(req.params.get("limit", "20"), "limit", 1, 500, text=True)
         with common.engine() as engine:
-            return common.answer({"changes": engine.journal(int(raw))})
+            return common.answer({"changes": engine.journal(limit)})
 
     return common.run(req, "journal", work)
 
@@ -204,9 +217,11 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
             with common.engine() as engine:
                 body = {"status": "ok", "network_id": engine.config.network_id,
                         "sites": len(engine.network.live_sites()), "settings": engine.settings(),
-                        "outbox": engine.outbox()}
-        except Exception as exc:  # health answers 503 with the reason instead of raising
-            message = str(exc) if isinstance(exc, common.WpmsyncError) else type(exc).__name__
+                        "outbox": engine.outbox(), "option_problems": engine.option_problems()}
+        except Exception as exc:  # noqa: BLE001 - health answers 503 with the kind of fault, never its detail
+            common.log.error("health: %s", exc if isinstance(exc, common.WpmsyncError) else type(exc).__name__,
+                             exc_info=not isinstance(exc, common.WpmsyncError), extra={"correlation_id": correlation})
+            message = exc.public_message() if isinstance(exc, common.WpmsyncError) else "internal error; see the logs"
             return common.answer({"status": "error", "error": message, "correlation_id": correlation}, 503)
         return common.answer(body)
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import azure.functions as func
 import pymysql
 
-from wpmsync import Config, Engine, WpmsyncError, cache
+from wpmsync import Config, Engine, WpmsyncError, cache, inputs
 from wpmsync.memberships import Outcome
 from wpmsync.errors import InputError
 from wpmsync.queue import DEFAULT_QUEUE_NAME, BatchQueue
@@ -39,7 +39,7 @@ def manual_trigger(req: func.HttpRequest, correlation: str) -> str:
     who clicked when the caller says so (the mu-plugin sends the WordPress admin's login in
     ``X-Wpmsync-Actor``). A label for people reading the journal, not authentication: the
     function key is that."""
-    actor = "".join(c for c in (req.headers.get(ACTOR_HEADER) or "") if c.isprintable())[:80].strip()
+    actor = inputs.header_label(req.headers.get(ACTOR_HEADER))
     return f"manual:{correlation}" + (f" by {actor}" if actor else "")
 
 
@@ -74,22 +74,34 @@ def answer(body: Any, status: int = 200, headers: dict[str, str] | None = None) 
                              mimetype="application/json", headers=headers)
 
 
-def body_json(req: func.HttpRequest, required: bool = True) -> dict[str, Any]:
-    """The request's JSON object, or a clear 400/413."""
+def body_json(req: func.HttpRequest, allowed: Iterable[str] | None = None, required: bool = True) -> dict[str, Any]:
+    """The request's JSON object, or a clear 400/413; with ``allowed``, another key is refused."""
     raw = req.get_body() or b""
     if len(raw) > MAX_BODY:
         raise TooLarge(f"request body over {MAX_BODY // 1024} KiB")
     if not raw.strip():
         if required:
-            raise InputError("request body must be a JSON object")
+            raise InputError("request body must be a JSON object", "body")
         return {}
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InputError("request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise InputError("request body must be a JSON object")
-    return data
+        data = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InputError("request body is not valid JSON", "body") from None
+    return inputs.obj(data, "body", allowed)
+
+
+def _no_constant(name: str) -> Any:
+    """``NaN`` and ``Infinity`` are not JSON (Python's parser takes them by default)."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def error_body(exc: WpmsyncError, correlation: str) -> dict[str, Any]:
+    """A refusal's JSON: what was wrong (and which field), never a fault's inner detail."""
+    body: dict[str, Any] = {"error": exc.public_message(), "correlation_id": correlation}
+    field = getattr(exc, "field", None)
+    if field:
+        body["field"] = field
+    return body
 
 
 class TooLarge(WpmsyncError):
@@ -100,14 +112,14 @@ def run(req: func.HttpRequest, name: str, work: Callable[[str], func.HttpRespons
     """Run ``work`` and turn every failure into a JSON answer with the right status.
     Expected failures (bad input, unknown ids, conflicts, bad signatures) say what was wrong;
     anything else is a real fault: 500 with a correlation id, logged with its traceback."""
-    correlation = req.headers.get("x-correlation-id") or uuid.uuid4().hex
+    correlation = inputs.header_token(req.headers.get("x-correlation-id")) or uuid.uuid4().hex
     try:
         return work(correlation)
     except WpmsyncError as exc:
         level = logging.ERROR if exc.status >= 500 else logging.WARNING
-        log.log(level, "%s refused", name, extra={"correlation_id": correlation, "status": exc.status,
-                                                   "error": str(exc)})
-        return answer({"error": str(exc), "correlation_id": correlation}, exc.status)
+        log.log(level, "%s refused: %s", name, exc, extra={"correlation_id": correlation, "status": exc.status,
+                                                          "error": str(exc)})
+        return answer(error_body(exc, correlation), exc.status)
     except pymysql.MySQLError:
         log.exception("%s: database fault", name, extra={"correlation_id": correlation})
         return answer({"error": "database error; see the logs", "correlation_id": correlation}, 500)

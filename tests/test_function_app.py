@@ -34,9 +34,17 @@ def test_health_reports_the_network_and_no_secret(net, monkeypatch):
     assert body["sites"] == 6 and body["settings"] == {"new_user": False, "new_site": False, "role_sync": False}
 
 
-def test_health_says_what_is_wrong_without_the_password(monkeypatch):
+def test_health_says_what_is_wrong_without_any_connection_detail(monkeypatch, caplog):
+    """Anonymous: the answer names the kind of fault and a correlation id; the user, host, port
+    and database name are in the log under that id, never in the answer (issue 11)."""
     monkeypatch.setenv("WPMSYNC_DB_NAME", "wpmsync_no_such_db")
     monkeypatch.setenv("WPMSYNC_DB_PASSWORD", "s3cret-value")
+    monkeypatch.setenv("WPMSYNC_DB_PORT", "3306")
     resp = _call("health", func.HttpRequest("GET", "/api/health", body=b""))
     text = resp.get_body().decode()
-    assert resp.status_code == 503 and "wpmsync_no_such_db" in text and "s3cret-value" not in text
+    body = json.loads(text)
+    assert resp.status_code == 503 and body["error"].startswith("the WordPress database cannot be reached")
+    for detail in ("wpmsync_no_such_db", "s3cret-value", "root", "127.0.0.1", "3306", "1045"):
+        assert detail not in text.replace(body["correlation_id"], ""), detail
+    logged = [r for r in caplog.records if getattr(r, "correlation_id", None) == body["correlation_id"]]
+    assert logged and "wpmsync_no_such_db" in logged[0].getMessage()

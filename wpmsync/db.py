@@ -29,7 +29,7 @@ import pymysql
 import pymysql.cursors
 
 from .config import Config
-from .errors import Busy, ConfigError
+from .errors import Busy, Unreachable
 
 
 def connect(config: Config, password: str | None = None) -> pymysql.connections.Connection:
@@ -52,7 +52,7 @@ def connect(config: Config, password: str | None = None) -> pymysql.connections.
         )
     except pymysql.err.OperationalError as exc:
         code, message = (exc.args + ("",))[:2]
-        raise ConfigError(
+        raise Unreachable(
             f"cannot connect to MySQL {config.db_user}@{config.db_host}:{config.db_port}"
             f"/{config.db_name}: {message} ({code})"
         ) from None

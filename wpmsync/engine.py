@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from . import jobs, journal, memberships, options, outbox, removals, settings, unsync
+from . import inputs, jobs, journal, memberships, options, outbox, removals, settings, unsync
 from .config import Config
 from .db import connect, transaction
-from .errors import InputError
 from .journal import Change, UndoOutcome
 from .memberships import Batch, Outcome
 from .replication import replicate_role
@@ -85,9 +84,8 @@ class Engine:
     def add_users_to_sites(self, user_ids: Iterable[Any], blog_ids: Iterable[Any], *,
                            force: bool = False, dry_run: bool = False) -> Outcome:
         """Bulk sync by hand: these users join these sites (existing memberships untouched)."""
-        users = sorted({self.network.require_user(self.conn, u).user_id for u in user_ids})
-        if not users:
-            raise InputError("no users selected: give at least one user_id")
+        users = sorted({self.network.require_user(self.conn, u).user_id
+                        for u in inputs.ids(user_ids, "user_ids", text=True)})
         sites = memberships.require_blog_ids(self.network, blog_ids)
         outcome = Outcome(dry_run=dry_run)
         change = self._change("users_sync")  # one change: one undo for the whole selection
@@ -157,6 +155,10 @@ class Engine:
 
     def network_options(self) -> dict[str, Any]:
         return self.network.options.to_dict()
+
+    def option_problems(self) -> list[str]:
+        """What the stored options name but cannot apply (a deleted site, a role gone)."""
+        return options.problems(self.conn, self.network)
 
     def change_network_options(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Per-site opt-out and role, role filters, the missing-role policy (see options.py)."""
@@ -236,12 +238,3 @@ class Engine:
         journal.forget_tables()
         return {"settings_deleted": switches, "removal_records_deleted": records, "tables_dropped": own}
 
-
-def parse_blog_ids(values: Iterable[Any]) -> list[Any]:
-    """Accept ``[2, 3]``, ``["2", "3"]`` or ``"2,3"``; validation of each id happens later."""
-    if isinstance(values, str):
-        values = [v for v in values.replace(",", " ").split()]
-    values = list(values)
-    if not values:
-        raise InputError("no sites selected: give at least one blog_id")
-    return values

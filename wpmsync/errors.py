@@ -11,17 +11,40 @@ class WpmsyncError(Exception):
 
     status = 400
 
+    def public_message(self) -> str:
+        """What a caller over HTTP is told. A refusal says what was wrong; a fault of ours (5xx)
+        says only what kind of fault it is: its detail (hosts, users, database names) goes to
+        the log, under the correlation id the answer carries."""
+        return str(self)
+
 
 class ConfigError(WpmsyncError):
     """A missing or invalid setting (environment / app settings)."""
 
     status = 500
 
+    def public_message(self) -> str:
+        return "the functions' settings are incomplete or invalid; see the logs under the correlation id"
+
+
+class Unreachable(ConfigError):
+    """The WordPress database does not answer (down, wrong host, refused credentials)."""
+
+    status = 503
+
+    def public_message(self) -> str:
+        return "the WordPress database cannot be reached; see the logs under the correlation id"
+
 
 class InputError(WpmsyncError):
-    """Bad input from the caller: non-numeric ids, odd role names, an empty selection."""
+    """Bad input from the caller: non-numeric ids, odd role names, an empty selection.
+    ``field`` names what was wrong (``user_ids[2]``, ``options.scope``) when one field was."""
 
     status = 400
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NotFound(WpmsyncError):

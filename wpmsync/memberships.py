@@ -23,9 +23,8 @@ from typing import Any, Callable, Iterable
 
 import pymysql.cursors
 
-from . import db, journal, outbox, removals
+from . import db, inputs, journal, outbox, removals
 from .db import transaction
-from .errors import InputError
 from .journal import USERMETA, Change
 from .roles import SiteRoles, caps_value, load_site_roles
 from .schema import Network
@@ -571,11 +570,8 @@ def _update_primary_blogs(cur: Any, network: Network, change: Change) -> int:
 
 
 def require_blog_ids(network: Network, blog_ids: Iterable[Any]) -> list[int]:
-    """Validate a selection of sites: non-empty, each a live site of this network."""
-    blog_ids = list(blog_ids)
-    if not blog_ids:
-        raise InputError("no sites selected: give at least one blog_id")
-    return sorted({network.require_live_site(b).blog_id for b in blog_ids})
+    """Validate a selection of sites: a non-empty list, each a live site of this network."""
+    return sorted({network.require_live_site(b).blog_id for b in inputs.ids(blog_ids, "blog_ids", text=True)})
 
 
 def role_differences(conn: Any, network: Network, sample: int = 20) -> dict[str, Any]:

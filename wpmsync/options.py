@@ -22,10 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import phpserial
+from . import inputs, phpserial
 from .db import SITEMETA_LOCK, named_locks, transaction
 from .errors import BrokenOption, InputError
-from .schema import Network, parse_id, parse_role, update_meta
+from .roles import load_site_roles
+from .schema import Network, update_meta
 
 META_KEY = "wpmsync_options"
 MISSING_ROLE = ("skip", "copy")
@@ -40,6 +41,9 @@ class Options:
     missing_role: str = "skip"
     scope: str = "all"
     unsync: bool = False
+    # What the stored row holds but no longer applies (a site deleted since): reported on the
+    # health answer and the options screen, and dropped by the next save; never fatal.
+    ignored: list[str] = field(default_factory=list)
 
     def opted_out(self, blog_id: int) -> bool:
         return bool(self.sites.get(blog_id, {}).get("opt_out"))
@@ -61,46 +65,46 @@ class Options:
                 "missing_role": self.missing_role, "scope": self.scope, "unsync": self.unsync}
 
 
-def _validate(network: Network, data: dict[str, Any]) -> Options:
-    """Turn a JSON-ish dict (HTTP, CLI, or the stored row) into checked Options."""
-    if not isinstance(data, dict):
-        raise InputError("options must be an object")
-    unknown = sorted(set(data) - {"sites", "excluded_roles", "allowed_roles", "missing_role", "scope", "unsync"})
-    if unknown:
-        raise InputError(f"unknown option(s): {', '.join(unknown)}")
+FIELDS = ("sites", "excluded_roles", "allowed_roles", "missing_role", "scope", "unsync")
+
+
+def _site_entry(value: Any, where: str) -> dict[str, Any]:
+    """One site's ``{opt_out, role}``: ``opt_out`` true or false, ``role`` a role name or ``""``
+    (none: the site's default_role)."""
+    value = inputs.obj(value, where, ("opt_out", "role"))
+    entry: dict[str, Any] = {}
+    if inputs.optional(value, "opt_out", inputs.boolean, False, f"{where}.opt_out"):
+        entry["opt_out"] = True
+    role = value.get("role", "")
+    if role != "":
+        entry["role"] = inputs.role(role, f"{where}.role")
+    return entry
+
+
+def _validate(network: Network, data: Any, stored: bool = False) -> Options:
+    """Turn a JSON-ish dict (HTTP, CLI, or the stored row when ``stored``) into checked Options.
+    A site that does not exist is refused when asked for, and ignored (reported in
+    ``Options.ignored``) when the stored row still names it."""
+    data = inputs.obj(data, "options", FIELDS)
     sites: dict[int, dict[str, Any]] = {}
-    raw_sites = data.get("sites") or {}
-    if not isinstance(raw_sites, dict):
-        raise InputError("options.sites must map blog ids to {opt_out, role}")
-    for key, value in raw_sites.items():
-        blog_id = network.require_site(parse_id(key, "blog_id")).blog_id
-        if not isinstance(value, dict) or set(value) - {"opt_out", "role"}:
-            raise InputError(f"options.sites[{blog_id}] takes only opt_out and role")
-        entry: dict[str, Any] = {}
-        if value.get("opt_out"):
-            entry["opt_out"] = True
-        if value.get("role"):
-            entry["role"] = parse_role(value["role"])
+    ignored: list[str] = []
+    for key, value in inputs.obj(data.get("sites", {}), "options.sites").items():
+        blog_id = inputs.ident(key, "options.sites key (blog_id)", text=True)
+        entry = _site_entry(value, f"options.sites.{blog_id}")
+        if stored and blog_id not in network.sites:
+            ignored.append(f"site {blog_id} no longer exists in this network: its options are ignored")
+            continue
+        network.require_site(blog_id)
         if entry:
             sites[blog_id] = entry
-    lists = {}
-    for name in ("excluded_roles", "allowed_roles"):
-        values = data.get(name) or []
-        if not isinstance(values, (list, tuple)):
-            raise InputError(f"options.{name} must be a list of role names")
-        lists[name] = sorted({parse_role(v) for v in values})
+    lists = {name: inputs.optional(data, name, inputs.roles, [], f"options.{name}")
+             for name in ("excluded_roles", "allowed_roles")}
     if lists["excluded_roles"] and lists["allowed_roles"]:
-        raise InputError("give excluded_roles or allowed_roles, not both")
-    missing = data.get("missing_role") or "skip"
-    if missing not in MISSING_ROLE:
-        raise InputError(f"options.missing_role must be one of {', '.join(MISSING_ROLE)}")
-    scope = data.get("scope") or "all"
-    if scope not in SCOPES:
-        raise InputError(f"options.scope must be one of {', '.join(SCOPES)}")
-    unsync = data.get("unsync", False)
-    if not isinstance(unsync, bool) and unsync not in (0, 1):
-        raise InputError("options.unsync must be true or false")
-    return Options(sites, lists["excluded_roles"], lists["allowed_roles"], missing, scope, bool(unsync))
+        raise InputError("give excluded_roles or allowed_roles, not both", "options.allowed_roles")
+    missing = inputs.optional(data, "missing_role", inputs.choice, "skip", "options.missing_role", MISSING_ROLE)
+    scope = inputs.optional(data, "scope", inputs.choice, "all", "options.scope", SCOPES)
+    unsync = inputs.optional(data, "unsync", inputs.boolean, False, "options.unsync")
+    return Options(sites, lists["excluded_roles"], lists["allowed_roles"], missing, scope, unsync, ignored)
 
 
 def read(conn: Any, network: Network) -> Options:
@@ -119,21 +123,40 @@ def read(conn: Any, network: Network) -> Options:
     for name in ("excluded_roles", "allowed_roles"):  # PHP lists come back as {0: ..., 1: ...}
         if isinstance(stored.get(name), dict):
             stored[name] = list(stored[name].values())
-    stored["sites"] = {str(k): v for k, v in (stored.get("sites") or {}).items()}
-    return _validate(network, stored)
+    if isinstance(stored.get("sites"), dict):
+        stored["sites"] = {str(k): v for k, v in stored["sites"].items()}
+    elif stored.get("sites") == []:  # PHP's empty array is a list to the reader
+        stored["sites"] = {}
+    try:
+        return _validate(network, stored, stored=True)
+    except InputError as exc:  # a row no version of ours wrote: refuse to guess what it meant
+        raise BrokenOption(f"sitemeta {META_KEY} holds what no options are: {exc}") from None
 
 
-def write(conn: Any, network: Network, changes: dict[str, Any]) -> Options:
+def problems(conn: Any, network: Network) -> list[str]:
+    """What the stored options name but cannot apply: sites deleted since (``ignored``), and a
+    site's role that no longer exists on that site (its users are then skipped and reported)."""
+    options = network.options or Options()
+    found = list(options.ignored)
+    roled = {b: e["role"] for b, e in options.sites.items() if e.get("role")}
+    if roled:
+        site_roles = load_site_roles(conn, network.tables, sorted(roled))
+        found += [f"site {b}: the role set for it, {role!r}, does not exist there"
+                  for b, role in sorted(roled.items()) if not site_roles[b].exists(role)]
+    return found
+
+
+def write(conn: Any, network: Network, changes: Any) -> Options:
     """Replace the given top-level options (``sites`` entries are merged per site; a site given
-    ``{}`` drops its entry). Validated before anything is written."""
+    ``{}`` drops its entry). Validated before anything is written; entries the stored row held
+    for sites deleted since are dropped."""
+    changes = inputs.obj(changes, "options", FIELDS)
     with named_locks(conn, network.config, [SITEMETA_LOCK]):
         current = read(conn, network).to_dict()
-        if not isinstance(changes, dict):
-            raise InputError("options must be an object")
         merged = {**current, **{k: v for k, v in changes.items() if k != "sites"}}
         sites = dict(current["sites"])
-        for key, value in (changes.get("sites") or {}).items():
-            sites[str(parse_id(key, "blog_id"))] = value
+        for key, value in inputs.obj(changes.get("sites", {}), "options.sites").items():
+            sites[str(inputs.ident(key, "options.sites key (blog_id)", text=True))] = value
         merged["sites"] = sites
         options = _validate(network, merged)
         with transaction(conn) as cur:

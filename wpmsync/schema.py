@@ -10,36 +10,22 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from . import phpserial
+from . import inputs, phpserial
 from .config import Config, validate_prefix
 from .errors import BrokenOption, ConfigError, InputError, NotFound
 
 REMOVED_META_KEY = "wpmus_removed_from_blogs"  # the PHP plugin's own key, kept for migration
-ROLE_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
 def parse_id(value: Any, what: str) -> int:
-    """Turn a user or blog id from the outside world into a positive int, or refuse it."""
-    if isinstance(value, bool):
-        raise InputError(f"{what} must be a positive whole number, got {value!r}")
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and re.fullmatch(r"[0-9]{1,19}", value.strip()):
-        number = int(value.strip())
-    else:
-        raise InputError(f"{what} must be a positive whole number, got {value!r}")
-    if not 1 <= number < 2**63:
-        raise InputError(f"{what} must be a positive whole number, got {value!r}")
-    return number
+    """A user or blog id given to the engine: an int, or ASCII digits (the CLI's arguments, a
+    route parameter); the rule is ``inputs.ident``'s."""
+    return inputs.ident(value, what, text=True)
 
 
 def parse_role(value: Any) -> str:
-    """Role names are used as array keys and in SQL parameters: letters, digits, _ and -."""
-    if not isinstance(value, str) or not ROLE_RE.match(value):
-        raise InputError(
-            f"role {value!r} is not a valid role name (letters, digits, _ and - only)"
-        )
-    return value
+    """Role names are used as array keys and in SQL parameters: ``inputs.role``'s rule."""
+    return inputs.role(value)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from . import db, journal, removals
-from .errors import InputError
+from . import db, inputs, journal, removals
 from .journal import Change
 from .memberships import Outcome
 from .schema import Network, Site
@@ -24,11 +23,10 @@ def remove_users(conn: Any, network: Network, user_ids: Iterable[Any], blog_ids:
     """Remove each user from each site where it is a member. Every id is validated before any
     write; each user's removals are one transaction, journaled under ``change`` (so an unsync of
     the wrong site can be undone)."""
-    found = {user.user_id: user for user in (network.require_user(conn, u) for u in user_ids or ())}
+    found = {user.user_id: user for user in (network.require_user(conn, u)
+                                             for u in inputs.ids(user_ids, "user_ids", text=True))}
     users = sorted(found)
-    sites = sorted({network.require_site(b).blog_id for b in blog_ids or ()})
-    if not users or not sites:
-        raise InputError("give at least one user and one site to remove")
+    sites = sorted({network.require_site(b).blog_id for b in inputs.ids(blog_ids, "blog_ids", text=True)})
     outcome = Outcome(dry_run=dry_run)
     change = change or Change.new("unsync")
     tables = network.tables
