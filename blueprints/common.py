@@ -101,6 +101,8 @@ def error_body(exc: WpmsyncError, correlation: str) -> dict[str, Any]:
     field = getattr(exc, "field", None)
     if field:
         body["field"] = field
+    if getattr(exc, "replayed", False):
+        body["replayed"] = True
     return body
 
 

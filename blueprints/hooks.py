@@ -10,7 +10,7 @@ import logging
 
 import azure.functions as func
 
-from wpmsync import delivery, events, signing
+from wpmsync import delivery, hooks, inputs, signing
 from wpmsync.secrets import get_secrets
 
 from . import common
@@ -27,8 +27,8 @@ def hook(req: func.HttpRequest) -> func.HttpResponse:
         signing.verify(get_secrets().hook_secrets(), req.headers.get(signing.TIMESTAMP_HEADER),
                        req.headers.get(signing.SIGNATURE_HEADER), raw)
         payload = common.body_json(req)
-        event_id = events.parse_event_id(payload.get("event_id"))
-        event = str(payload.get("event", ""))
+        event_id = inputs.event_id(payload.get("event_id"))
+        event, _ = hooks.parse_data(payload.get("event"), payload.get("data"))
         with common.engine(f"hook:{event[:32]} {event_id}") as engine:
             result = delivery.deliver(engine, event_id, event, payload.get("data"), common.send,
                                     common.notify_wordpress)

@@ -101,7 +101,7 @@ def test_hook_signatures(app):
 
 def test_replayed_event_is_answered_as_done_and_writes_nothing(app):
     app.query("UPDATE {p}sitemeta SET meta_value = 'yes' WHERE meta_key = 'x'")  # no-op, warm
-    call(actions.settings, http("PATCH", "settings", {"new_user": "on"}))
+    call(actions.settings, http("PATCH", "settings", {"new_user": True}))
     event_id = "evt-" + uuid.uuid4().hex
     first = answer(call(hooks.hook, hook_request("user_created", {"user_id": app.ids["user3"], "blog_id": 1},
                                                  event_id=event_id)))
@@ -125,7 +125,7 @@ def test_switched_off_trigger_is_acknowledged_and_does_nothing(app):
 
 
 def test_hooks_add_user_replicate_role_and_remember_removals(app):
-    call(actions.settings, http("PATCH", "settings", {"new_user": "on", "role_sync": "on"}))
+    call(actions.settings, http("PATCH", "settings", {"new_user": True, "role_sync": True}))
     uid = app.wp.create_user("hooked")
     app.wp.add_user_to_blog(app.ids["site_authors"], uid, "author")  # created on a subsite
     removed = answer(call(hooks.hook, hook_request("user_removed", {"user_id": uid, "blog_id": app.ids["site_plain"]})))
@@ -145,7 +145,7 @@ def test_hooks_add_user_replicate_role_and_remember_removals(app):
 
 
 def test_bad_hook_input_is_a_clear_error(app):
-    call(actions.settings, http("PATCH", "settings", {"new_user": "on"}))
+    call(actions.settings, http("PATCH", "settings", {"new_user": True}))
     cases = [
         (hook_request("user_created", {"user_id": "x1"}), 400),
         (hook_request("user_created", {"user_id": 99999}), 404),
@@ -160,7 +160,7 @@ def test_bad_hook_input_is_a_clear_error(app):
 
 
 def test_new_site_hook_with_many_users_goes_through_the_queue(app, templates):
-    call(actions.settings, http("PATCH", "settings", {"new_site": "on"}))
+    call(actions.settings, http("PATCH", "settings", {"new_site": True}))
     blog_id = app.wp.create_site("hooked-site", options={"default_role": "author"})
     status, body = answer(call(hooks.hook, hook_request("site_created", {"blog_id": blog_id})))
     assert status == 202 and body["status"] == "queued"
@@ -295,7 +295,7 @@ def test_timer_repairs_drift_and_never_overlaps(app):
     snapshot = app.usermeta_checksum()
     call(reconcile.reconcile_drift, timer)  # all triggers off: nothing at all
     assert app.usermeta_checksum() == snapshot and app.query("SELECT COUNT(*) FROM {p}wpmsync_jobs") == [(0,)]
-    call(actions.settings, http("PATCH", "settings", {"new_user": "on", "role_sync": "on"}))
+    call(actions.settings, http("PATCH", "settings", {"new_user": True, "role_sync": True}))
     call(reconcile.reconcile_drift, timer)  # every user missing everywhere: a job is queued
     drain()
     assert app.ids["user5"] in app.members(app.ids["site_club"])
@@ -342,7 +342,7 @@ def test_wordpress_is_told_to_clean_its_cache_when_configured(app, monkeypatch, 
     try:
         if configured:
             monkeypatch.setenv("WPMSYNC_WORDPRESS_URL", f"http://127.0.0.1:{server.server_port}/")
-        call(actions.settings, http("PATCH", "settings", {"new_user": "on"}))
+        call(actions.settings, http("PATCH", "settings", {"new_user": True}))
         call(hooks.hook, hook_request("user_created", {"user_id": app.ids["user3"], "blog_id": 1}))
         status, body = answer(call(actions.sync, http("POST", "sync", {"blog_ids": [app.ids["site_club"]]})))
         drain()
@@ -366,7 +366,7 @@ def test_timer_skips_while_another_reconcile_holds_the_lease(app):
     from wpmsync import Config, Engine, jobs
     from wpmsync.reconcile import LEASE, reconcile as reconcile_pass
 
-    call(actions.settings, http("PATCH", "settings", {"new_user": "on"}))
+    call(actions.settings, http("PATCH", "settings", {"new_user": True}))
     with Engine(Config.from_env()) as engine:
         assert jobs.acquire_lease(engine.conn, engine.network, LEASE, "another-worker", 60)
         assert reconcile_pass(engine) == {"status": "skipped", "reason": "another reconcile is running"}

@@ -215,7 +215,7 @@ def test_cli_json_and_errors(net):
     bad = cli(net, "add-site", "12abc")
     assert bad.returncode == 2 and bad.stderr.startswith("error: blog_id") and "Traceback" not in bad.stderr
     empty = cli(net, "sync-sites")
-    assert empty.returncode == 2 and "no sites selected" in empty.stderr
+    assert empty.returncode == 2 and "blog_ids is empty" in empty.stderr
     switches = cli(net, "settings", "--new-site", "on", "--json")
     assert json.loads(switches.stdout)["settings"]["new_site"] is True
     role = cli(net, "set-role", str(net.ids["user3"]), "editor", "--from-site", "1")

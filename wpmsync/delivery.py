@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pymysql
 
-from . import hooks, outbox
+from . import hooks, inputs, outbox
 from .db import named_locks
-from .errors import Busy, WpmsyncError
+from .errors import Busy, InputError, WpmsyncError
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -114,11 +114,10 @@ def _apply_earlier(engine: "Engine", user_id: int, before: int | None, send: Cal
 
 def _number(data: Any, name: str) -> int:
     """A positive id from event data for the lock scope, else 0 (validation happens later)."""
-    value = data.get(name) if isinstance(data, dict) else None
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
+    try:
+        return inputs.ident(data.get(name) if isinstance(data, dict) else None, name)
+    except InputError:
         return 0
-    text = str(value).strip()
-    return int(text) if text.isascii() and text.isdigit() and 0 < len(text) < 19 else 0
 
 
 @contextlib.contextmanager

@@ -71,6 +71,17 @@ class Conflict(WpmsyncError):
     status = 409
 
 
+class Replayed(WpmsyncError):
+    """A hook event refused before, delivered again: the first answer, status and body."""
+
+    replayed = True
+
+    def __init__(self, message: str, status: int, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
 class Unauthorized(WpmsyncError):
     """A hook callback without a valid signature, or outside the time window."""
 

@@ -8,24 +8,16 @@ work is done again (every handler is idempotent).
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-from .errors import InputError
+from .errors import Replayed, WpmsyncError
 from .jobs import ensure_tables
 from .schema import Network
 
-EVENT_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
-
-
-def parse_event_id(value: Any) -> str:
-    if not isinstance(value, str) or not EVENT_ID_RE.match(value):
-        raise InputError("event_id must be 8 to 64 characters of letters, digits and . _ : -")
-    return value
-
 
 def claim(conn: Any, network: Network, event_id: str, event: str) -> dict[str, Any] | None:
-    """None when this delivery owns the event; else the stored answer of the first delivery."""
+    """None when this delivery owns the event; else the stored answer of the first delivery
+    (a refusal is raised again as ``Replayed``, with the first answer's status and error)."""
     ensure_tables(conn, network)
     table = network.tables.own_table("events")
     with conn.cursor() as cur:
@@ -36,7 +28,17 @@ def claim(conn: Any, network: Network, event_id: str, event: str) -> dict[str, A
         row = cur.fetchone()
     if not row or not row[0]:
         return None  # claimed by a delivery that died before answering: ours now
-    return {**json.loads(row[0]), "replayed": True}
+    answer = json.loads(row[0])
+    if answer.get("status") == "refused":
+        raise Replayed(str(answer.get("error")), int(answer.get("http_status", 400)), answer.get("field"))
+    return {**answer, "replayed": True}
+
+
+def refuse(conn: Any, network: Network, event_id: str, exc: WpmsyncError) -> None:
+    """A refusal that would come back the same however often the event is tried: kept as the
+    event's answer, so a replay answers it again (same status, same error)."""
+    finish(conn, network, event_id, {"status": "refused", "error": exc.public_message(),
+                                     "field": getattr(exc, "field", None), "http_status": exc.status})
 
 
 def finish(conn: Any, network: Network, event_id: str, answer: dict[str, Any]) -> None:

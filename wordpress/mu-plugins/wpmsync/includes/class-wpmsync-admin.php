@@ -219,7 +219,7 @@ final class Wpmsync_Admin {
 		$payload = array();
 		foreach ( array_keys( self::SWITCHES ) as $name ) {
 			// phpcs:ignore WordPress.Security.NonceVerification.Missing -- checked by the caller; a checkbox is on when present.
-			$payload[ $name ] = isset( $_POST[ 'wpmsync_' . $name ] ) ? 'on' : 'off';
+			$payload[ $name ] = isset( $_POST[ 'wpmsync_' . $name ] ); // JSON true / false: the functions take nothing else.
 		}
 		$answer = $this->client->call( 'PATCH', 'settings', $payload );
 		if ( is_wp_error( $answer ) ) {

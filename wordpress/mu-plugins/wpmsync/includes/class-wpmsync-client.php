@@ -122,10 +122,11 @@ final class Wpmsync_Client {
 		}
 		$response = wp_remote_request( $this->config->url( $path ), $args );
 		if ( is_wp_error( $response ) ) {
+			// The transport's words name hosts and ports: the PHP error log gets them, the screen does not.
+			self::log( sprintf( '%s %s: %s', strtoupper( $method ), $path, $response->get_error_message() ) );
 			return new WP_Error(
 				'wpmsync_unreachable',
-				/* translators: %s: the transport error. */
-				sprintf( __( 'The sync service could not be reached: %s', 'wpmsync' ), $response->get_error_message() ),
+				__( 'The sync service could not be reached; the PHP error log says why.', 'wpmsync' ),
 				array( 'status' => 0 )
 			);
 		}
@@ -166,12 +167,17 @@ final class Wpmsync_Client {
 		$data   = json_decode( (string) wp_remote_retrieve_body( $response ), true );
 		/* translators: %d: HTTP status code. */
 		$message = sprintf( __( 'HTTP %d from the sync service', 'wpmsync' ), $status );
-		if ( is_array( $data ) && isset( $data['error'] ) && is_scalar( $data['error'] ) ) {
+		if ( ! is_array( $data ) ) {
+			return $message;
+		}
+		// A refusal (4xx) says what was wrong with the request; a fault (5xx) is shown by its
+		// correlation id only: its detail is in the functions' logs under that id.
+		if ( $status < 500 && isset( $data['error'] ) && is_scalar( $data['error'] ) ) {
 			$message .= ': ' . substr( (string) $data['error'], 0, 500 );
-			if ( ! empty( $data['correlation_id'] ) && is_scalar( $data['correlation_id'] ) ) {
-				/* translators: %s: correlation id of the failed request, for the logs of the functions. */
-				$message .= ' ' . sprintf( __( '(correlation id %s)', 'wpmsync' ), substr( (string) $data['correlation_id'], 0, 64 ) );
-			}
+		}
+		if ( ! empty( $data['correlation_id'] ) && is_scalar( $data['correlation_id'] ) ) {
+			/* translators: %s: correlation id of the failed request, for the logs of the functions. */
+			$message .= ' ' . sprintf( __( '(correlation id %s)', 'wpmsync' ), substr( preg_replace( '/[^A-Za-z0-9._:-]/', '', (string) $data['correlation_id'] ), 0, 64 ) );
 		}
 		return $message;
 	}
