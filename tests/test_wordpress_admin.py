@@ -85,6 +85,22 @@ def test_options_form_shows_what_the_functions_hold(wp):
     assert KEY not in html and SECRET not in html
 
 
+def test_options_form_warns_of_stored_options_not_applied(wp):
+    """A site opted out and deleted later: the functions ignore its entry and say so (issue 11)."""
+    problem = "site 6 no longer exists in this network: its options are ignored"
+    wp.configure(responses={"GET options": {"status": 200, "body": {"options": OPTIONS, "problems": [problem]}}})
+    html = screen(wp, "options")
+    assert "notice-warning" in html and f"Stored option not applied: {problem}" in html
+
+
+def test_a_fault_of_the_functions_is_shown_by_its_correlation_id_not_its_words(wp):
+    wp.configure(responses={"GET options": {"status": 503, "body": {
+        "error": "cannot connect to MySQL root@10.0.0.4:3306/wordpress", "correlation_id": "c0ffee42"}}})
+    html = screen(wp, "options")
+    assert "HTTP 503" in html and "c0ffee42" in html
+    assert "10.0.0.4" not in html and "root@" not in html
+
+
 def test_options_save_patches_the_functions(wp):
     club, plain = wp.ids["site_club"], wp.ids["site_plain"]
     saved = {**OPTIONS, "sites": {str(club): {"role": "member", "opt_out": True}}}

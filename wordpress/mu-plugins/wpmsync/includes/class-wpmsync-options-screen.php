@@ -68,6 +68,7 @@ final class Wpmsync_Options_Screen extends Wpmsync_Screen {
 		}
 		wp_cache_delete( get_current_network_id() . ':wpmsync_options', 'site-options' );
 		$this->notices->add( 'success', __( 'Options saved.', 'wpmsync' ) );
+		$this->warn_problems( $answer['data'] );
 	}
 
 	/**
@@ -136,6 +137,7 @@ final class Wpmsync_Options_Screen extends Wpmsync_Screen {
 	private function stored_options() {
 		$answer = $this->client->call( 'GET', 'options' );
 		if ( ! is_wp_error( $answer ) && isset( $answer['data']['options'] ) && is_array( $answer['data']['options'] ) ) {
+			$this->warn_problems( $answer['data'] );
 			return self::normalize( $answer['data']['options'] );
 		}
 		$this->notices->add(
@@ -149,6 +151,22 @@ final class Wpmsync_Options_Screen extends Wpmsync_Screen {
 		wp_cache_delete( get_current_network_id() . ':wpmsync_options', 'site-options' );
 		$stored = get_site_option( 'wpmsync_options', array() );
 		return self::normalize( is_array( $stored ) ? $stored : array() );
+	}
+
+	/**
+	 * What the stored options name but cannot apply (a site deleted since, a role gone from a
+	 * site): the functions ignore it and say so; the next save drops a deleted site's entry.
+	 *
+	 * @param array $data The functions' answer.
+	 */
+	private function warn_problems( array $data ) {
+		$problems = isset( $data['problems'] ) && is_array( $data['problems'] ) ? $data['problems'] : array();
+		foreach ( array_slice( $problems, 0, 20 ) as $problem ) {
+			if ( is_scalar( $problem ) ) {
+				/* translators: %s: what the sync service reports, e.g. "site 6 no longer exists in this network: its options are ignored". */
+				$this->notices->add( 'warning', sprintf( __( 'Stored option not applied: %s', 'wpmsync' ), (string) $problem ) );
+			}
+		}
 	}
 
 	/** @return array The options when nothing is stored. */
