@@ -86,7 +86,7 @@ def test_options_form_saves_and_the_sync_follows(stack: Stack) -> None:
     page.uncheck(f"#wpmsync-opt-out-{site3}")
     submit(page, "#wpmsync-save-options")
     error = page.locator(".notice-error").inner_text()
-    assert "The options were not saved: HTTP 400" in error and "not a valid role name" in error, error
+    assert "The options were not saved: HTTP 400" in error and "must be a role name" in error, error
     assert wp_options(s) == stored
     assert not page.locator(f"#wpmsync-opt-out-{site3}").is_checked()  # the form as posted, to correct it
     s.shot("options-refused.png")

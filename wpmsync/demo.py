@@ -111,7 +111,7 @@ def _through_functions(config: Config, wp: Any, net: Any, first_site: int, app: 
         names = {s.blog_id: s.path for s in engine.network.live_sites()}
         before = members_by_site(engine)
 
-    app.http("settings", "PATCH", "settings", {"new_user": "on", "new_site": "on", "role_sync": "on"})
+    app.http("settings", "PATCH", "settings", {"new_user": True, "new_site": True, "role_sync": True})
     _, plan = app.http("plan", "POST", "plan", {})
     say(f"\nPOST /api/plan: {plan['added']} memberships to add on {len(plan['sites'])} sites")
     status, queued = app.http("sync", "POST", "sync", {})
