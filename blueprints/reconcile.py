@@ -6,7 +6,6 @@ import logging
 
 import azure.functions as func
 
-from wpmsync import jobs
 from wpmsync.reconcile import reconcile
 
 from . import common
@@ -18,8 +17,8 @@ log = logging.getLogger("wpmsync.reconcile")
 @bp.timer_trigger(arg_name="timer", schedule="%WPMSYNC_RECONCILE_SCHEDULE%", run_on_startup=False)
 def reconcile_drift(timer: func.TimerRequest) -> None:
     with common.engine("timer") as engine:
+        # The pass queues its own job (jobs.start): a job whose message cannot be queued ends
+        # failed there, as on every other path, and the error fails this invocation.
         result = reconcile(engine, common.send, common.notify_wordpress)
-        if result.get("status") == "queued":
-            common.send([jobs.prepare_message(result["job_id"])])
     log.info("reconcile %s", result.get("status"), extra={"past_due": timer.past_due, **{
         k: v for k, v in result.items() if k in ("job_id", "reason", "sites_missing_members", "outbox")}})

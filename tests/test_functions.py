@@ -376,16 +376,3 @@ def test_timer_skips_while_another_reconcile_holds_the_lease(app):
     assert result["status"] == "queued" and result["sites_missing_members"]
 
 
-def test_a_job_that_cannot_be_queued_ends_failed_and_blocks_nothing(app, monkeypatch):
-    def broken_queue(messages: list) -> int:
-        raise ConnectionError("storage unreachable")
-
-    working_queue = common.send
-    monkeypatch.setattr(common, "send", broken_queue)
-    status, body = answer(call(actions.sync, http("POST", "sync", {})))
-    assert status == 500 and body["correlation_id"]
-    job_id = app.query("SELECT id FROM {p}wpmsync_jobs")[0][0]
-    job = answer(call(actions.job_status, http("GET", "jobs/x", params={"job_id": job_id})))[1]
-    assert job["state"] == "failed" and "could not queue" in job["errors"][0]["job"]
-    monkeypatch.setattr(common, "send", working_queue)
-    assert answer(call(actions.sync, http("POST", "sync", {})))[0] == 202  # not a 409

@@ -15,9 +15,12 @@ from typing import Any
 
 import pytest
 
+import test_functions
 from blueprints import actions, hooks
-from test_functions import SECRET, answer, app, call, hook_request, http  # noqa: F401 - app: the fixture
+from test_functions import SECRET, answer, call, hook_request, http
 from wpmsync import signing
+
+app = test_functions.app  # the fixture: the app on a fresh network copy and a fresh queue
 
 
 @pytest.fixture(autouse=True)

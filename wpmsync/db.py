@@ -23,7 +23,8 @@ import logging
 import random
 import ssl as ssl_module
 import time
-from typing import Callable, Iterable, Iterator, TypeVar
+import weakref
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import pymysql
 import pymysql.cursors
@@ -74,6 +75,41 @@ def transaction(conn: pymysql.connections.Connection) -> Iterator[pymysql.cursor
     except BaseException:
         conn.rollback()
         raise
+
+
+NO_SUCH_TABLE = 1146
+# Per connection: the tables of ours already seen there. Not per process: another process's
+# ``uninstall`` drops them under a running worker, whose next invocation (a new connection)
+# must notice. Weak keys: a closed connection's entry goes with it.
+_TABLES_SEEN: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def ensure_own_tables(conn: Any, names: list[str], create: Callable[[Any], None]) -> None:
+    """Make sure the tables ``names`` (of our own) exist before this connection uses them.
+
+    Checked once per connection by one statement that reads no row (``SELECT 1 FROM each
+    WHERE 1 = 0``, which fails with 1146 when any is missing); only then ``create(cursor)``
+    runs its ``CREATE TABLE IF NOT EXISTS`` (DDL commits: call this outside transactions)."""
+    try:
+        seen = _TABLES_SEEN.setdefault(conn, set())
+    except TypeError:  # a connection that takes no weak reference: checked every time
+        seen = set()
+    if all(name in seen for name in names):
+        return
+    with conn.cursor() as cur:
+        try:
+            cur.execute(" UNION ALL ".join(f"SELECT 1 FROM {name} WHERE 1 = 0" for name in names))
+            cur.fetchall()
+        except pymysql.MySQLError as exc:
+            if not exc.args or exc.args[0] != NO_SUCH_TABLE:
+                raise
+            create(cur)
+    seen.update(names)
+
+
+def forget_own_tables() -> None:
+    """After our own ``uninstall``: every connection checks again before its next use."""
+    _TABLES_SEEN.clear()
 
 
 def lock_name(config: Config, scope: str) -> str:

@@ -53,6 +53,17 @@ class NotFound(WpmsyncError):
     status = 404
 
 
+class QueueUnreachable(WpmsyncError):
+    """The batch queue did not take a job's first message: the job ended failed at once (it
+    holds no sites), and the caller may try again."""
+
+    status = 503
+
+    def public_message(self) -> str:
+        return ("the batch queue cannot be reached: the job ended failed and holds nothing; "
+                "try again later (the logs have the detail under the correlation id)")
+
+
 class BrokenOption(WpmsyncError):
     """A WordPress option (roles list, site_admins) that cannot be read safely."""
 

@@ -11,6 +11,11 @@ Tables of our own (``{prefix}wpmsync_*``), created on first use and dropped by `
 
 A job's ``done`` state is derived from its batches (all done), so no row is updated by every
 batch: parallel batches never queue up on one job row.
+
+A queue message runs only while its job may still run: a message of a job that is unknown
+(never made here, or uninstalled since), failed, undone or finished is dropped (``Dropped``),
+checked before the work and again inside the batch's transaction, so a late retry of a failed
+job never writes after that job was undone.
 """
 from __future__ import annotations
 
@@ -19,17 +24,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from . import journal
+from . import db, journal
 from . import outbox as outbox_table
 from .db import named_locks, transaction
-from .errors import Conflict, NotFound
+from .errors import Conflict, NotFound, QueueUnreachable
 from .journal import Change
 from .memberships import Batch, Outcome
 from .schema import Network
 
 STALE_MINUTES = 60  # a job with no batch finished for this long no longer blocks new ones
 SKIPPED_KEPT = 50   # per batch: the first skip reasons are kept, the rest counted
-_READY: set[tuple[str, str, str]] = set()
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS {jobs} (
@@ -78,24 +82,33 @@ DDL = [
 
 
 def ensure_tables(conn: Any, network: Network) -> None:
-    """Create our tables once per process and database."""
-    key = (network.config.db_host, network.config.db_name, network.tables.prefix)
-    if key in _READY:
-        return
+    """All our tables (these, the outbox's and the journal's) exist for this connection: one
+    statement reading no row checks them, once per connection (not once per process: an
+    ``uninstall`` run by another process drops them under this one), and they are created only
+    when one is missing."""
     t = network.tables
     names = {"jobs": t.own_table("jobs"), "batches": t.own_table("job_batches"),
              "events": t.own_table("events"), "leases": t.own_table("leases")}
-    with conn.cursor() as cur:
+
+    def create(cur: Any) -> None:
         for ddl in DDL:
             cur.execute(ddl.format(**names))
         outbox_table.ensure_table(cur, network)
-    journal.ensure_tables(conn, network)
-    _READY.add(key)
+        journal.create_tables(cur, network)
+
+    db.ensure_own_tables(conn, [*names.values(), outbox_table.table(network), *journal.own_tables(network)],
+                         create)
 
 
 def forget_tables() -> None:
-    """After uninstall: the next use creates the tables again."""
-    _READY.clear()
+    """After uninstall: the next use checks (and makes) the tables again."""
+    db.forget_own_tables()
+
+
+class Dropped(Exception):
+    """A queue message that must not run: its job is unknown, failed, undone or finished.
+    Not an error to retry (a retry would find the same): the queue function logs it once and
+    acknowledges the message, so it never reaches the poison queue."""
 
 
 @dataclass
@@ -200,6 +213,43 @@ def load(conn: Any, network: Network, job_id: str) -> dict[str, Any]:
     return row
 
 
+def stopped(cur: Any, network: Network, job_id: str, seq: int | None = None, *,
+            settled_too: bool = False) -> str | None:
+    """Why a message of this job (and batch) must not run, or None while it may: the job is
+    unknown, undone, failed or finished, or has no such batch. With ``settled_too``, also when
+    the work is settled already: the batch is no longer pending, or (no batch named) no batch
+    of the job is (a copy of a message already handled). One read through primary keys and the
+    ``job_state`` index (EXISTS stops at the first row, however many batches); inside a batch's
+    transaction it sees what ``fail`` or an undo committed meanwhile (READ COMMITTED)."""
+    t = network.tables
+    batches = t.own_table("job_batches")
+    batch_sql, params = "NULL", [job_id, network.config.network_id]
+    if seq is not None:
+        batch_sql = f"(SELECT b.state FROM {batches} b WHERE b.job_id = j.id AND b.seq = %s)"
+        params.insert(0, seq)
+    cur.execute(f"SELECT j.state, j.finished_at IS NOT NULL, c.undone_by, "
+                f"EXISTS (SELECT 1 FROM {batches} b WHERE b.job_id = j.id AND b.state = 'pending'), {batch_sql} "
+                f"FROM {t.own_table('jobs')} j LEFT JOIN {t.own_table('changes')} c ON c.job_id = j.id "
+                "WHERE j.id = %s AND j.network_id = %s", params)
+    row = cur.fetchone()
+    if row is None:
+        return f"job {job_id} does not exist (never made on this network, or uninstalled since)"
+    state, finished, undone_by, has_pending, batch_state = row
+    if undone_by:
+        return f"job {job_id} was undone (by {undone_by})"
+    if state == "failed":
+        return f"job {job_id} has failed"
+    if finished:
+        return f"job {job_id} has finished"
+    if seq is not None and batch_state is None:
+        return f"job {job_id} has no batch {seq}"
+    if settled_too and seq is not None and batch_state != "pending":
+        return f"batch {seq} of job {job_id} is {batch_state} already"
+    if settled_too and seq is None and not has_pending:
+        return f"job {job_id} has no batch left to run"
+    return None
+
+
 def mark_running(conn: Any, network: Network, job_id: str) -> None:
     with conn.cursor() as cur:
         cur.execute(f"UPDATE {network.tables.own_table('jobs')} SET state = 'running', started_at = NOW(6) "
@@ -224,10 +274,15 @@ def batch_of(conn: Any, network: Network, job_id: str, seq: int) -> tuple[Batch,
 
 
 def recorder(network: Network, job_id: str, seq: int):
-    """``record`` for ``apply_batch``: mark the batch done in the batch's own transaction."""
+    """``record`` for ``apply_batch``: mark the batch done in the batch's own transaction, after
+    checking there that the job may still run (it may have failed, or been undone, since the
+    batch began): if not, ``Dropped`` rolls the batch back, and nothing of it is written."""
     table = network.tables.own_table("job_batches")
 
     def record(cur: Any, outcome: Outcome) -> None:
+        reason = stopped(cur, network, job_id, seq)
+        if reason is not None:
+            raise Dropped(reason)
         cur.execute(
             f"UPDATE {table} SET state = 'done', attempts = attempts + 1, added = %s, skipped_count = %s, "
             "skipped = %s, finished_at = NOW(6) WHERE job_id = %s AND seq = %s AND state = 'pending'",
@@ -246,7 +301,8 @@ def record_attempt_error(conn: Any, network: Network, job_id: str, seq: int, err
 
 
 def fail(conn: Any, network: Network, job_id: str, seq: int | None, reason: str) -> None:
-    """The queue gave up on a message (poison): the batch and its job end failed, with the reason."""
+    """The job ends failed, with the reason, and the batch ``seq`` (if given) with it: the queue
+    gave up on its message (``fail_message``), or the job's first message could not be queued."""
     ensure_tables(conn, network)
     t = network.tables
     with transaction(conn) as cur:
@@ -256,6 +312,19 @@ def fail(conn: Any, network: Network, job_id: str, seq: int | None, reason: str)
                         "WHERE job_id = %s AND seq = %s AND state = 'pending'", (reason[:500], job_id, seq))
         cur.execute(f"UPDATE {t.own_table('jobs')} SET state = 'failed', error = COALESCE(error, %s), "
                     "finished_at = COALESCE(finished_at, NOW(6)) WHERE id = %s", (reason[:2000], job_id))
+
+
+def fail_message(engine: Any, job_id: str, seq: int | None, reason: str) -> None:
+    """The host gave up on a message (the poison queue): its batch and job end failed, with the
+    reason. A message that no longer concerns a running batch (``stopped``: its job unknown,
+    failed, undone or finished, its batch done) raises ``Dropped`` and marks nothing: a stale
+    copy must not fail a job that is running or finished well."""
+    ensure_tables(engine.conn, engine.network)
+    with engine.conn.cursor() as cur:
+        why = stopped(cur, engine.network, job_id, seq, settled_too=True)
+    if why is not None:
+        raise Dropped(why)
+    fail(engine.conn, engine.network, job_id, seq, reason)
 
 
 # ---------------------------------------------------------------- status
@@ -342,24 +411,32 @@ def _iso(value: Any) -> str | None:
 # ---------------------------------------------------------------- the queue side
 
 def start(engine: Any, kind: str, blog_ids: list[int], send: Any, *, force: bool = False,
-          trigger: str | None = None) -> Job:
-    """Create a job for these (validated) sites and queue its first message."""
+          trigger: str | None = None, result: dict | None = None) -> Job:
+    """Create a job for these (validated) sites and queue its first message. Every path that
+    starts a job comes here (a manual sync, a site's sync, the site_created hook, the timer), so
+    each one ends the same way when the queue cannot take the message: the job is failed on the
+    spot (a job nobody will run must not hold its sites for ``STALE_MINUTES``) and
+    ``QueueUnreachable`` (503: a hook's event is tried again) is raised to the caller."""
     ranges = engine.user_ranges(len(blog_ids))
-    job = create(engine.conn, engine.network, kind, blog_ids, ranges, force=force, trigger=trigger)
+    job = create(engine.conn, engine.network, kind, blog_ids, ranges, force=force, trigger=trigger,
+                 result=result)
     try:
         send([prepare_message(job.id)])
-    except Exception as exc:  # a job nobody will run must not block the next one
+    except Exception as exc:
         fail(engine.conn, engine.network, job.id, None, f"could not queue the job: {type(exc).__name__}")
-        raise
+        raise QueueUnreachable(f"job {job.id}: the queue refused its first message: {type(exc).__name__}: {exc}") from exc
     return job
 
 
 def handle_prepare(engine: Any, job_id: str, send: Any) -> int:
     """Fan out one message per pending batch. Redelivered: the fan-out runs again, which is
-    harmless (a batch already done is not run again, and batches are idempotent)."""
-    job = load(engine.conn, engine.network, job_id)
-    if job["state"] == "failed":
-        return 0
+    harmless (a batch already done is not run again, and batches are idempotent). A job that
+    may no longer run (unknown, failed, undone, finished) raises ``Dropped``."""
+    ensure_tables(engine.conn, engine.network)
+    with engine.conn.cursor() as cur:
+        reason = stopped(cur, engine.network, job_id)
+    if reason is not None:
+        raise Dropped(reason)
     sent = 0
     for chunk in batch_messages(engine.conn, engine.network, job_id):
         sent += send(chunk) or len(chunk)
@@ -370,8 +447,16 @@ def handle_prepare(engine: Any, job_id: str, send: Any) -> int:
 def handle_batch(engine: Any, job_id: str, seq: int,
                  notify: Any = lambda outcome: None) -> Outcome | None:
     """Run one batch of a job; its outcome is recorded in the batch's own transaction.
-    A batch already done (a redelivered message) is not run again. An error is noted on the
-    batch and raised again, so the queue retries the message."""
+    A batch already done (a message delivered again) is not run again (None). A batch whose
+    job may no longer run (``stopped``: unknown, failed, undone, finished) raises ``Dropped``,
+    before the work or, when the job failed or was undone meanwhile, from inside the batch's
+    transaction (rolled back). An error is noted on the batch and raised again, so the queue
+    retries the message."""
+    ensure_tables(engine.conn, engine.network)
+    with engine.conn.cursor() as cur:
+        reason = stopped(cur, engine.network, job_id, seq)
+    if reason is not None:
+        raise Dropped(reason)
     found = batch_of(engine.conn, engine.network, job_id, seq)
     if found is None or found[1] != "pending":
         return None
@@ -379,6 +464,8 @@ def handle_batch(engine: Any, job_id: str, seq: int,
     try:
         outcome = engine.run_batch(batch, record=recorder(engine.network, job_id, seq),
                                    change=Change(job_id, "job"))
+    except Dropped:
+        raise
     except Exception as exc:
         record_attempt_error(engine.conn, engine.network, job_id, seq, f"{type(exc).__name__}: {exc}")
         raise

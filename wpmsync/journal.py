@@ -36,7 +36,6 @@ USERMETA, OPTIONS = 1, 2  # the table a journal row names (a number: every byte 
 # one entry per row to put back, the memberships that conflict.
 IDS, LAST, UNDO, BAD = "wpmsync_undo_ids", "wpmsync_undo_last", "wpmsync_undo", "wpmsync_undo_bad"
 SAMPLE = 50
-_READY: set[tuple[str, str, str]] = set()
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS {changes} (
@@ -85,19 +84,26 @@ class Change:
         return cls.new(f"undo {job_id} ({trigger})", undo_of=job_id)
 
 
+def own_tables(network: Network) -> list[str]:
+    """The journal's tables (``jobs.ensure_tables`` checks them with its own, in one statement)."""
+    return [_changes(network), _journal(network)]
+
+
+def create_tables(cur: Any, network: Network) -> None:
+    for ddl in DDL:
+        cur.execute(ddl.format(changes=_changes(network), journal=_journal(network),
+                               collation=network.meta_key_collation))
+
+
 def ensure_tables(conn: Any, network: Network) -> None:
-    key = (network.config.db_host, network.config.db_name, network.tables.prefix)
-    if key in _READY:
-        return
-    with conn.cursor() as cur:
-        for ddl in DDL:
-            cur.execute(ddl.format(changes=_changes(network), journal=_journal(network),
-                                   collation=network.meta_key_collation))
-    _READY.add(key)
+    """The journal's tables exist: checked once per connection, so an ``uninstall`` done by
+    another process is noticed by this one's next invocation (see ``db.ensure_own_tables``)."""
+    db.ensure_own_tables(conn, own_tables(network), lambda cur: create_tables(cur, network))
 
 
 def forget_tables() -> None:
-    _READY.clear()
+    """After uninstall: the next use checks (and makes) the tables again."""
+    db.forget_own_tables()
 
 
 def _changes(network: Network) -> str:

@@ -572,19 +572,3 @@ def _update_primary_blogs(cur: Any, network: Network, change: Change) -> int:
 def require_blog_ids(network: Network, blog_ids: Iterable[Any]) -> list[int]:
     """Validate a selection of sites: a non-empty list, each a live site of this network."""
     return sorted({network.require_live_site(b).blog_id for b in inputs.ids(blog_ids, "blog_ids", text=True)})
-
-
-def role_differences(conn: Any, network: Network, sample: int = 20) -> dict[str, Any]:
-    """Users whose capabilities differ between the live sites they belong to (one query).
-    Reported only: which role is right is a person's call, not ours."""
-    keys = network.cap_keys(s.blog_id for s in network.live_sites())
-    if not keys:
-        return {"users": 0, "user_ids": []}
-    with conn.cursor() as cur:
-        cur.execute(
-            f"SELECT user_id FROM {network.tables.usermeta} WHERE meta_key IN ({', '.join(['%s'] * len(keys))}) "
-            "GROUP BY user_id HAVING COUNT(DISTINCT meta_value) > 1 ORDER BY user_id",
-            keys,
-        )
-        ids = [int(r[0]) for r in cur.fetchall()]
-    return {"users": len(ids), "user_ids": ids[:sample]}

@@ -10,8 +10,12 @@ way. Then, with any trigger on, it repairs what WordPress's own races left on li
 with the new-user or new-site trigger on, a missed hook or a hand edit leaves users missing from
 sites: the reconcile finds those sites (one probe per site) and queues a job for them, as an
 automatic sync (removals are respected). With role sync on, users whose roles differ across
-sites are reported, never overwritten. It never overlaps itself (a lease that expires if its
-holder dies) nor a running sync job of this network.
+sites are reported, never overwritten (``replication.role_differences``: only where role
+replication would have acted). It never overlaps itself (a lease that expires if its holder
+dies) nor a sync job of this network: one running when it begins, or one that starts while it
+scans, makes the pass skip (``"status": "skipped"`` with the reason), never fail. Its job is
+started by ``jobs.start``, like every other job: when the queue cannot take the job's first
+message the job ends failed at once and the error is raised.
 """
 from __future__ import annotations
 
@@ -19,8 +23,9 @@ import logging
 import uuid
 from typing import Any, Callable
 
-from . import delivery, events, jobs, journal, memberships, outbox, repair
+from . import delivery, events, jobs, journal, memberships, outbox, repair, replication
 from .engine import Engine
+from .errors import Conflict
 from .journal import Change
 from .memberships import Outcome
 
@@ -32,7 +37,8 @@ log = logging.getLogger("wpmsync.reconcile")
 def reconcile(engine: Engine, send: Callable[[list[dict]], Any] = lambda messages: len(messages),
               notify: Callable[[Any], Any] = lambda outcome: None) -> dict[str, Any]:
     """One reconcile pass. Returns what it did, including the job it queued (if any).
-    ``send`` queues messages (a new site's job), ``notify`` cleans WordPress's cache."""
+    ``send`` queues messages (the pass's own job, a new site's job), ``notify`` cleans
+    WordPress's cache."""
     conn, network = engine.conn, engine.network
     # Manual actions journal too, so the journal is pruned whatever the switches say.
     journal.prune(conn, network, network.config.journal_days)
@@ -66,13 +72,25 @@ def reconcile(engine: Engine, send: Callable[[list[dict]], Any] = lambda message
                                                         renew)
             findings["sites_missing_members"] = drifted
         if switches["role_sync"]:
-            findings["role_differences"] = memberships.role_differences(conn, network)
-        ranges = engine.user_ranges(len(drifted)) if drifted else []
-        job = jobs.create(conn, network, "reconcile", drifted, ranges, trigger="timer", result=findings)
-        if not drifted:
-            jobs.finish_inline(conn, network, job.id)
+            findings["role_differences"] = replication.role_differences(conn, network)
+        try:
+            job = _record_job(engine, drifted, findings, send)
+        except Conflict as exc:  # a sync job started while this pass was scanning
+            return {"status": "skipped", "reason": f"a sync job started during the scan: {exc}", **findings}
         events.prune(conn, network)
         log.info("reconcile: %s", {"job": job.id, **findings})
         return {"status": "queued" if drifted else "in_sync", "job_id": job.id, **findings}
     finally:
         jobs.release_lease(conn, network, LEASE, holder)
+
+
+def _record_job(engine: Engine, drifted: list[int], findings: dict[str, Any],
+                send: Callable[[list[dict]], Any]) -> jobs.Job:
+    """The pass's job, its findings kept as the result: queued (``jobs.start``, the one way a
+    job is started) when sites miss members, else finished on the spot. ``Conflict`` when a
+    sync job of the same sites began meanwhile."""
+    if drifted:
+        return jobs.start(engine, "reconcile", drifted, send, trigger="timer", result=findings)
+    job = jobs.create(engine.conn, engine.network, "reconcile", [], [], trigger="timer", result=findings)
+    jobs.finish_inline(engine.conn, engine.network, job.id)
+    return job
