@@ -66,8 +66,10 @@ DDL = [
         PRIMARY KEY (job_id, seq),
         KEY job_state (job_id, state)
     ) DEFAULT CHARSET=utf8mb4""",
+    # ascii_bin, as the mu-plugin's outbox has it: an event id is compared byte for byte, so no
+    # id replays another that differs in case only (ids are lowercase: inputs.event_id).
     """CREATE TABLE IF NOT EXISTS {events} (
-        event_id VARCHAR(64) NOT NULL PRIMARY KEY,
+        event_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
         event VARCHAR(32) NOT NULL,
         received_at DATETIME(6) NOT NULL,
         answer LONGTEXT NULL,
