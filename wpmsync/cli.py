@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 try:
                     changes = json.loads(args.set)
                 except ValueError:
-                    raise InputError("--set must be a JSON object") from None
+                    raise InputError("--set must be a JSON object", "--set") from None
                 values = engine.change_network_options(changes)
             else:
                 values = engine.network_options()

@@ -184,7 +184,7 @@ class Engine:
     def register_undo(self, job_id: Any) -> Change:
         """A queued undo's change, registered now: the journal shows who asked for it while
         its messages run."""
-        job_id = journal.parse_job_id(job_id)
+        job_id = inputs.job_id(job_id)
         change = Change.undoing(job_id, self.trigger)
         with transaction(self.conn) as cur:
             journal.open_change(cur, self.network, change)

@@ -70,10 +70,10 @@ def parse_data(event: Any, data: Any) -> tuple[str, dict[str, Any]]:
     if event == "user_created":
         parsed["blog_id"] = inputs.optional(data, "blog_id", inputs.ident, None, "data.blog_id")
     if event == "role_changed":
-        role = data.get("role", "")
-        parsed["role"] = "" if role in ("", None) else inputs.role(role, "data.role")
-        actor = data.get("actor_id", 0)  # 0: nobody logged in (WP-Cron, WP-CLI)
-        parsed["actor_id"] = None if actor in (0, None) else inputs.ident(actor, "data.actor_id")
+        role = data.get("role", "")  # "" (all roles taken away): nothing to replicate
+        parsed["role"] = "" if role == "" else inputs.role(role, "data.role")
+        actor = data.get("actor_id", 0)  # 0: nobody logged in (WP-Cron, WP-CLI); null is no id
+        parsed["actor_id"] = None if type(actor) is int and actor == 0 else inputs.ident(actor, "data.actor_id")
     return event, parsed
 
 
@@ -89,7 +89,7 @@ def handle(engine: Engine, event: str, data: Any, send: Callable[[list[dict]], A
     if event == "user_created":
         outcome = engine.add_user_to_all_sites(data["user_id"])
     elif event == "site_created":
-        site = engine.network.require_live_site(data["blog_id"])
+        site = engine.network.require_live_site(data["blog_id"], "data.blog_id")
         if len(engine.user_ranges(1)) > 1:  # more users than one batch: through the queue
             job = jobs.start(engine, "new_site", [site.blog_id], send, trigger="hook:site_created")
             return {"status": "queued", "job_id": job.id, "batches": job.batches_total}

@@ -21,16 +21,14 @@ and ``{prefix}wpmsync_journal`` (one row per changed row). ``prune`` drops what 
 """
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from . import db
-from .errors import Conflict, InputError, NotFound
+from . import db, inputs
+from .errors import Conflict, NotFound
 from .schema import Network
 
-JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 USERMETA, OPTIONS = 1, 2  # the table a journal row names (a number: every byte counts per row)
 # TEMPORARY tables of an undo: the range's journal ids, the last write of rows written twice,
 # one entry per row to put back, the memberships that conflict.
@@ -212,17 +210,10 @@ def update_option(cur: Any, network: Network, change: Change | None, blog_id: in
 
 # ---------------------------------------------------------------- reading it
 
-def parse_job_id(value: Any) -> str:
-    if not isinstance(value, str) or not JOB_ID_RE.match(value.strip().lower()):
-        raise InputError("job_id must be the 32-character id an answer or the journal gave")
-    return value.strip().lower()
-
-
 def recent(conn: Any, network: Network, limit: int = 20) -> list[dict[str, Any]]:
     """The newest changes with rows, newest first: id, trigger, rows, undone by."""
     ensure_tables(conn, network)
-    if not 1 <= int(limit) <= 500:
-        raise InputError("limit must be between 1 and 500")
+    limit = inputs.whole_number(limit, "limit", 1, 500)
     with conn.cursor() as cur:
         cur.execute(
             f"SELECT c.job_id, c.trigger_info, c.created_at, c.undone_by, c.undone_at, c.undo_of, "
@@ -344,7 +335,7 @@ def undo(conn: Any, network: Network, job_id: Any, *, dry_run: bool = False,
 
 def _require_change(conn: Any, network: Network, job_id: Any) -> tuple[str, int]:
     """(job id, change number) of a known change of this network that is not still running."""
-    job_id = parse_job_id(job_id)
+    job_id = inputs.job_id(job_id)
     ensure_tables(conn, network)
     with conn.cursor() as cur:
         cur.execute(f"SELECT seq FROM {_changes(network)} WHERE job_id = %s AND network_id = %s",

@@ -571,4 +571,4 @@ def _update_primary_blogs(cur: Any, network: Network, change: Change) -> int:
 
 def require_blog_ids(network: Network, blog_ids: Iterable[Any]) -> list[int]:
     """Validate a selection of sites: a non-empty list, each a live site of this network."""
-    return sorted({network.require_live_site(b).blog_id for b in inputs.ids(blog_ids, "blog_ids", text=True)})
+    return sorted({network.require_live_site(b, "blog_ids").blog_id for b in inputs.ids(blog_ids, "blog_ids", text=True)})

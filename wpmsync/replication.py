@@ -49,7 +49,7 @@ def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_bl
     source_roles = site_roles[source.blog_id]
     source_caps = caps_rows.get(source.blog_id)
     if source_caps is None or role not in source_roles.roles_in(source_caps):
-        raise InputError(f"user {user.user_id} does not have role {role!r} on site {source.blog_id}")
+        raise InputError(f"user {user.user_id} does not have role {role!r} on site {source.blog_id}", "role")
 
     privileged = actor_user is not None and actor_user.super_admin
     refused = source_refusal(network, source_roles, role, privileged)

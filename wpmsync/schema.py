@@ -174,11 +174,13 @@ class Network:
             raise NotFound(f"site {blog_id} does not exist")
         return self.sites[blog_id]
 
-    def require_live_site(self, blog_id: Any) -> Site:
+    def require_live_site(self, blog_id: Any, field: str = "blog_id") -> Site:
+        """A live site of this network; ``field`` names the input in the refusal."""
         site = self.require_site(blog_id)
         if not site.live:
             flags = [n for n in ("archived", "deleted", "spam") if getattr(site, n)]
-            raise InputError(f"site {site.blog_id} is {' and '.join(flags)}: no memberships are written there")
+            raise InputError(f"site {site.blog_id} is {' and '.join(flags)}: no memberships are written there",
+                             field)
         return site
 
     def require_user(self, conn: Any, user_id: Any) -> "User":

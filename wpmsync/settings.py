@@ -27,7 +27,7 @@ def parse_switch(name: str, value: Any) -> bool:
         return True
     if text in ("off", "no", "false", "0", ""):
         return False
-    raise InputError(f"setting {name!r} must be on or off, got {value!r}")
+    raise InputError(f"setting {name!r} must be on or off, got {value!r}", name)
 
 
 def read(conn: Any, network: Network) -> dict[str, bool]:
@@ -48,7 +48,7 @@ def write(conn: Any, network: Network, changes: dict[str, Any]) -> dict[str, boo
     """Set some switches (``update_site_option`` semantics: one row per key); returns all three."""
     unknown = sorted(set(changes) - set(SWITCHES))
     if unknown:
-        raise InputError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(SWITCHES)}")
+        raise InputError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(SWITCHES)}", unknown[0])
     values = {name: parse_switch(name, v) for name, v in changes.items()}
     with named_locks(conn, network.config, [SITEMETA_LOCK]), transaction(conn) as cur:
         for name, on in values.items():
