@@ -21,8 +21,8 @@ from typing import Any
 import azure.functions as func
 
 from wpmsync import inputs, jobs
+from wpmsync.errors import QueueUnreachable
 from wpmsync.memberships import require_blog_ids
-from wpmsync.settings import SWITCHES
 
 from . import common
 
@@ -102,7 +102,7 @@ def plan(req: func.HttpRequest) -> func.HttpResponse:
                 outcome = engine.replicate_role(
                     inputs.ident(data.get("user_id"), "user_id"), inputs.role(data.get("role")),
                     inputs.ident(data.get("blog_id"), "blog_id"),
-                    inputs.optional(data, "actor_id", inputs.ident, None), dry_run=True)
+                    inputs.optional(data, "actor_id", inputs.actor_id, None), dry_run=True)
         return common.answer(outcome.to_dict())
 
     return common.run(req, "plan", work)
@@ -111,10 +111,7 @@ def plan(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="settings", methods=["GET", "PATCH", "PUT"])
 def settings(req: func.HttpRequest) -> func.HttpResponse:
     def work(correlation: str) -> func.HttpResponse:
-        changes = {}
-        if req.method != "GET":
-            data = common.body_json(req, SWITCHES)
-            changes = {name: inputs.boolean(value, name) for name, value in data.items()}
+        changes = common.body_json(req) if req.method != "GET" else {}
         with common.engine() as engine:
             if req.method == "GET":
                 return common.answer({"settings": engine.settings()})
@@ -188,7 +185,10 @@ def undo(req: func.HttpRequest) -> func.HttpResponse:
         with common.engine(common.manual_trigger(req, correlation)) as engine:
             if not dry_run and not engine.fits_one_request(job_id):
                 change = engine.register_undo(job_id)
-                common.send([{"type": "undo", "job": job_id, "undo": change.job_id, "from_user": 0}])
+                try:
+                    common.send([{"type": "undo", "job": job_id, "undo": change.job_id, "from_user": 0}])
+                except Exception as exc:  # noqa: BLE001 - an open change with no rows is harmless
+                    raise QueueUnreachable(f"undo {change.job_id} of {job_id}: {type(exc).__name__}: {exc}") from exc
                 return common.answer({"job_id": change.job_id, "undo_of": job_id, "status": "queued"}, 202)
             outcome = engine.undo(job_id, dry_run=dry_run)
             if not dry_run:

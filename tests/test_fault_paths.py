@@ -214,7 +214,7 @@ def test_a_job_whose_first_message_cannot_be_queued_ends_failed_from_every_path(
         resp = None
     if resp is not None:  # a 503 that says the job holds nothing; a hook's event is tried again
         status, body = answer(resp)
-        assert status == 503 and "the job ended failed" in body["error"] and body["correlation_id"]
+        assert status == 503 and "ended failed" in body["error"] and body["correlation_id"]
     (job_id,), = app.query("SELECT id FROM {p}wpmsync_jobs")
     job = job_status(job_id)
     assert job["state"] == "failed" and "could not queue the job" in job["errors"][0]["job"]

@@ -148,7 +148,7 @@ def test_undo_of_a_queued_job_and_of_a_hook(net):
     uid = net.wp.create_user("hooked")
     created = net.usermeta_checksum()
     with net.engine(trigger="hook:user_created e1") as engine:
-        engine.change_settings(new_user="on")
+        engine.change_settings(new_user=True)
         answer = hooks.handle(engine, "user_created", {"user_id": uid, "blog_id": 1}, lambda m: len(m))
         assert answer["added"] > 1 and engine.journal(1)[0]["trigger"] == "add_user (hook:user_created e1)"
         engine.undo(answer["job_id"])

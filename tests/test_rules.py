@@ -71,6 +71,7 @@ def test_removal_record_uses_the_plugin_format(net):
     (lambda e, n: e.replicate_role(n.ids["user2"], "edit'or", 1), InputError),
     (lambda e, n: e.replicate_role(n.ids["user2"], "editor", n.ids["site_plain"]), InputError),
     (lambda e, n: e.change_settings(new_user="maybe"), InputError),
+    (lambda e, n: e.change_settings(new_user="on"), InputError),  # JSON true / false only
     (lambda e, n: e.change_settings(colour="on"), InputError),
 ])
 def test_bad_input_is_a_clear_error_and_writes_nothing(net, call, error):
@@ -131,10 +132,10 @@ def test_role_replication_never_touches_a_super_admin_or_adds_members(net):
 def test_switches_live_in_sitemeta_under_the_plugin_keys(net):
     with net.engine() as engine:
         assert engine.settings() == {"new_user": False, "new_site": False, "role_sync": False}
-        assert engine.change_settings(new_user="on", role_sync=True) == {
+        assert engine.change_settings(new_user=True, role_sync=True) == {
             "new_user": True, "new_site": False, "role_sync": True}
-        engine.change_settings(new_user="on")
-        engine.change_settings(role_sync="off")
+        engine.change_settings(new_user=True)
+        engine.change_settings(role_sync=False)
     rows = net.query("SELECT meta_key, meta_value FROM wp_sitemeta WHERE site_id = 1 AND meta_key LIKE 'wpmus%%' "
                      "ORDER BY meta_key")
     assert rows == [("wpmus_newUserSync", "yes"), ("wpmus_setUserRoleSync", "")]
@@ -145,7 +146,7 @@ def test_switches_live_in_sitemeta_under_the_plugin_keys(net):
 def test_uninstall_removes_config_only(net):
     with net.engine() as engine:
         engine.sync_sites(None)
-        engine.change_settings(new_user="on", new_site="on", role_sync="on")
+        engine.change_settings(new_user=True, new_site=True, role_sync=True)
         engine.record_removal(net.ids["user2"], net.ids["site_plain"])
         memberships = [r for r in net.membership_rows()]
         roles = net.query("SELECT option_value FROM wp_options WHERE option_name = 'wp_user_roles'")

@@ -235,3 +235,31 @@ def test_an_opted_out_site_deleted_later_is_ignored_and_reported_not_fatal(app):
     assert got == 200, body
     got, body = answer(call(actions.network_options, http("PATCH", "options", {"unsync": False})))
     assert got == 200 and body["problems"] == []
+
+
+def test_options_stored_under_the_old_role_rule_are_kept_and_reported_not_fatal(app):
+    """The previous rule took ``editor\\n`` and names up to 100 characters, and stored them; read
+    back they must neither stop every call nor be dropped (an excluded role stays excluded)."""
+    from wpmsync import phpserial
+    old = {"sites": {}, "excluded_roles": ["editor\n", "r" * 80], "allowed_roles": [], "missing_role": "skip",
+           "scope": "all", "unsync": False}
+    app.query("INSERT INTO {p}sitemeta (site_id, meta_key, meta_value) VALUES (1, 'wpmsync_options', %s)",
+              (phpserial.dumps(old),))
+    got, health = answer(call(actions.health, http("GET", "health")))
+    assert got == 200 and len(health["option_problems"]) == 2
+    got, body = answer(call(actions.network_options, http("GET", "options")))
+    assert got == 200 and body["options"]["excluded_roles"] == sorted(old["excluded_roles"])
+    # A save that names valid roles fixes it.
+    got, body = answer(call(actions.network_options, http("PATCH", "options", {"excluded_roles": ["editor"]})))
+    assert got == 200 and body["problems"] == [] and body["options"]["excluded_roles"] == ["editor"]
+
+
+def test_a_site_whose_roles_cannot_be_read_does_not_turn_a_saved_patch_into_a_500(app):
+    site = app.ids["site_plain"]
+    app.query(f"UPDATE {{p}}{site}_options SET option_value = 'garbage' WHERE option_name = %s",
+              (f"{app.prefix}{site}_user_roles",))
+    got, body = answer(call(actions.network_options,
+                            http("PATCH", "options", {"sites": {str(site): {"role": "editor"}}})))
+    assert got == 200 and any(f"site {site}: its roles cannot be read" in p for p in body["problems"])
+    got, health = answer(call(actions.health, http("GET", "health")))
+    assert got == 200 and health["option_problems"]

@@ -103,8 +103,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with Engine(config, trigger=f"cli:{args.command}") as engine:
         cmd = args.command
         if cmd == "settings":
-            changes = {name: getattr(args, name) for name in ("new_user", "new_site", "role_sync")
-                       if getattr(args, name) is not None}
+            changes = {name: getattr(args, name) == "on" for name in ("new_user", "new_site", "role_sync")
+                       if getattr(args, name) is not None}  # argparse took on / off only
             values = engine.change_settings(**changes) if changes else engine.settings()
             for name, on in values.items():
                 say(f"{name.replace('_', '-'):<10} {'on' if on else 'off'}")

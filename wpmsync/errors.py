@@ -54,14 +54,14 @@ class NotFound(WpmsyncError):
 
 
 class QueueUnreachable(WpmsyncError):
-    """The batch queue did not take a job's first message: the job ended failed at once (it
-    holds no sites), and the caller may try again."""
+    """The batch queue did not take a message: a job's first one (the job ended failed at once,
+    holding no sites) or a queued undo's; the caller may try again."""
 
     status = 503
 
     def public_message(self) -> str:
-        return ("the batch queue cannot be reached: the job ended failed and holds nothing; "
-                "try again later (the logs have the detail under the correlation id)")
+        return ("the batch queue cannot be reached: nothing was queued (a job started for it ended failed "
+                "and holds nothing); try again later (the logs have the detail under the correlation id)")
 
 
 class BrokenOption(WpmsyncError):

@@ -38,7 +38,7 @@ FINAL_STATUSES = (400, 404, 413)
 def handle_once(engine: Engine, event_id: str, event: str, data: Any, send: Callable[[list[dict]], Any],
                 notify: Callable[[Outcome], Any] = lambda outcome: None) -> dict[str, Any]:
     """``handle`` once per event id: a second delivery gets the first answer back (with
-    ``"replayed": true``) and writes nothing. Callers hold the event's lock (``outbox.deliver``)."""
+    ``"replayed": true``) and writes nothing. Callers hold the event's lock (``delivery.deliver``)."""
     replay = events.claim(engine.conn, engine.network, event_id, event)
     if replay is not None:
         return replay
@@ -72,8 +72,7 @@ def parse_data(event: Any, data: Any) -> tuple[str, dict[str, Any]]:
     if event == "role_changed":
         role = data.get("role", "")  # "" (all roles taken away): nothing to replicate
         parsed["role"] = "" if role == "" else inputs.role(role, "data.role")
-        actor = data.get("actor_id", 0)  # 0: nobody logged in (WP-Cron, WP-CLI); null is no id
-        parsed["actor_id"] = None if type(actor) is int and actor == 0 else inputs.ident(actor, "data.actor_id")
+        parsed["actor_id"] = inputs.actor_id(data.get("actor_id", 0), "data.actor_id")
     return event, parsed
 
 

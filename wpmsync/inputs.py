@@ -5,15 +5,17 @@ options read back from ``sitemeta`` all go through these functions before anythi
 or written. The rules, each written once:
 
 - an id is a JSON integer in 1..2^63-1 (``True`` is not 1, ``"3"`` is not 3, ``1.0`` is not 1);
-  only text that is text by nature (a route parameter, a query string, a JSON object's key, a
-  command-line argument) may give it as ASCII digits (``text=True``);
+  only text that is text by nature (a route parameter, a query string, a JSON object's key such
+  as ``options.sites``'s, a command-line argument) may give it as ASCII digits (``text=True``);
+- an actor id is an id, or ``0`` for nobody (``actor_id``);
 - a list is a JSON array (a string is not a list of its characters, an object not a list of its
   keys), of at most ``MAX_LIST`` items;
 - a boolean is ``true`` or ``false``; an enum value is one of its values, exactly;
 - a role name matches ``\\A[A-Za-z0-9_-]{1,64}\\Z`` (``\\Z``: no final newline slips through);
 - an event id is canonical: 8 to 64 lowercase letters, digits and ``. _ : -``;
-- text is bounded and carries no control characters and no lone surrogates (which no database
-  connection can encode).
+- a header is bounded and carries no control characters and no lone surrogates (which no
+  database connection can encode); a hook's timestamp header is ``signing.verify``'s (ASCII
+  digits), refused there as a 401.
 
 Every refusal is an ``InputError`` naming the field (``error.field``), which the functions answer
 with a 400 before anything is written.
@@ -93,9 +95,12 @@ def role(value: Any, field: str = "role") -> str:
     return value
 
 
-def roles(value: Any, field: str) -> list[str]:
-    """A list of role names, sorted, each once."""
-    return sorted({role(item, f"{field}[{i}]") for i, item in enumerate(array(value, field, 1000))})
+def actor_id(value: Any, field: str = "actor_id") -> int | None:
+    """Who acted: a user id, or ``0`` (None) when nobody was logged in (WP-Cron, WP-CLI: the
+    mu-plugin sends ``get_current_user_id()``). ``null`` is no id, and refused."""
+    if type(value) is int and value == 0:
+        return None
+    return ident(value, field)
 
 
 def event_id(value: Any, field: str = "event_id") -> str:
@@ -144,17 +149,6 @@ def optional(data: dict[str, Any], key: str, parse: Any, default: Any, field: st
     if key not in data:
         return default
     return parse(data[key], field or key, *args)
-
-
-def clean_text(value: Any, field: str, max_len: int) -> str:
-    """Text without control characters or lone surrogates, at most ``max_len`` characters."""
-    if not isinstance(value, str):
-        raise InputError(f"{field} must be text, got {_shown(value)}", field)
-    if len(value) > max_len:
-        raise InputError(f"{field} is longer than {max_len} characters", field)
-    if not value.isprintable() or any("\ud800" <= c <= "\udfff" for c in value):
-        raise InputError(f"{field} holds control characters or broken text", field)
-    return value
 
 
 def header_token(value: str | None, max_len: int = 64) -> str | None:

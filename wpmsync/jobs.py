@@ -216,13 +216,14 @@ def load(conn: Any, network: Network, job_id: str) -> dict[str, Any]:
 
 
 def stopped(cur: Any, network: Network, job_id: str, seq: int | None = None, *,
-            settled_too: bool = False) -> str | None:
+            settled_too: bool = False, lock: bool = False) -> str | None:
     """Why a message of this job (and batch) must not run, or None while it may: the job is
     unknown, undone, failed or finished, or has no such batch. With ``settled_too``, also when
     the work is settled already: the batch is no longer pending, or (no batch named) no batch
     of the job is (a copy of a message already handled). One read through primary keys and the
     ``job_state`` index (EXISTS stops at the first row, however many batches); inside a batch's
-    transaction it sees what ``fail`` or an undo committed meanwhile (READ COMMITTED)."""
+    transaction it sees what ``fail`` or an undo committed meanwhile (READ COMMITTED), and with
+    ``lock`` holds the job's and its journal's rows (share mode) until that transaction ends."""
     t = network.tables
     batches = t.own_table("job_batches")
     batch_sql, params = "NULL", [job_id, network.config.network_id]
@@ -232,7 +233,7 @@ def stopped(cur: Any, network: Network, job_id: str, seq: int | None = None, *,
     cur.execute(f"SELECT j.state, j.finished_at IS NOT NULL, c.undone_by, "
                 f"EXISTS (SELECT 1 FROM {batches} b WHERE b.job_id = j.id AND b.state = 'pending'), {batch_sql} "
                 f"FROM {t.own_table('jobs')} j LEFT JOIN {t.own_table('changes')} c ON c.job_id = j.id "
-                "WHERE j.id = %s AND j.network_id = %s", params)
+                "WHERE j.id = %s AND j.network_id = %s" + (" LOCK IN SHARE MODE" if lock else ""), params)
     row = cur.fetchone()
     if row is None:
         return f"job {job_id} does not exist (never made on this network, or uninstalled since)"
@@ -276,21 +277,24 @@ def batch_of(conn: Any, network: Network, job_id: str, seq: int) -> tuple[Batch,
 
 
 def recorder(network: Network, job_id: str, seq: int):
-    """``record`` for ``apply_batch``: mark the batch done in the batch's own transaction, after
-    checking there that the job may still run (it may have failed, or been undone, since the
-    batch began): if not, ``Dropped`` rolls the batch back, and nothing of it is written."""
+    """``record`` for ``apply_batch``: mark the batch done in the batch's own transaction, then
+    check there, holding the job's row and its journal row in share mode until the commit, that
+    the job may still run (it may have failed, or been undone, since the batch began): if not,
+    ``Dropped`` rolls the batch back, and nothing of it is written. A ``fail`` or an undo that
+    commits later waits for this commit. (The batch row first, then the job's: the order
+    ``fail`` takes them in, so the two never deadlock.)"""
     table = network.tables.own_table("job_batches")
 
     def record(cur: Any, outcome: Outcome) -> None:
-        reason = stopped(cur, network, job_id, seq)
-        if reason is not None:
-            raise Dropped(reason)
         cur.execute(
             f"UPDATE {table} SET state = 'done', attempts = attempts + 1, added = %s, skipped_count = %s, "
             "skipped = %s, finished_at = NOW(6) WHERE job_id = %s AND seq = %s AND state = 'pending'",
             (outcome.added, len(outcome.skipped),
              json.dumps(outcome.skipped[:SKIPPED_KEPT]) if outcome.skipped else None, job_id, seq),
         )
+        reason = stopped(cur, network, job_id, seq, lock=True)
+        if reason is not None:
+            raise Dropped(reason)
     return record
 
 

@@ -20,12 +20,13 @@ mu-plugin can read it with ``get_site_option``):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import re
 from typing import Any
 
 from . import inputs, phpserial
 from .db import SITEMETA_LOCK, named_locks, transaction
 from .errors import BrokenOption, InputError
-from .roles import load_site_roles
+from .roles import readable_site_roles
 from .schema import Network, update_meta
 
 META_KEY = "wpmsync_options"
@@ -41,8 +42,9 @@ class Options:
     missing_role: str = "skip"
     scope: str = "all"
     unsync: bool = False
-    # What the stored row holds but no longer applies (a site deleted since): reported on the
-    # health answer and the options screen, and dropped by the next save; never fatal.
+    # What the stored row holds but cannot apply (a site deleted since: dropped by the next
+    # save) or holds under an old rule (a role name: kept), reported on the health answer and
+    # the options screen; never fatal.
     ignored: list[str] = field(default_factory=list)
 
     def opted_out(self, blog_id: int) -> bool:
@@ -68,7 +70,26 @@ class Options:
 FIELDS = ("sites", "excluded_roles", "allowed_roles", "missing_role", "scope", "unsync")
 
 
-def _site_entry(value: Any, where: str) -> dict[str, Any]:
+# What role names were before ``inputs.role`` (up to 100 characters, ``$`` letting a final
+# newline through): a stored row may hold them. Read back, they are kept as they are (a person
+# chose them: an excluded role must stay excluded) and reported; a save must give valid names.
+_OLD_ROLE = re.compile(r"[A-Za-z0-9_-]{1,100}\n?")
+
+
+def _role(value: Any, field: str, problems: list[str] | None) -> str:
+    """``inputs.role``; reading the stored row (``problems`` given), an old rule's name is kept
+    and reported instead of refused."""
+    try:
+        return inputs.role(value, field)
+    except InputError:
+        if problems is None or not isinstance(value, str) or not _OLD_ROLE.fullmatch(value):
+            raise
+        problems.append(f"{field} {value!r} is not a valid role name today: kept as stored; "
+                        "give a valid name (1 to 64 letters, digits, _ and -) at the next save")
+        return value
+
+
+def _site_entry(value: Any, where: str, problems: list[str] | None = None) -> dict[str, Any]:
     """One site's ``{opt_out, role}``: ``opt_out`` true or false, ``role`` a role name or ``""``
     (none: the site's default_role)."""
     value = inputs.obj(value, where, ("opt_out", "role"))
@@ -77,8 +98,14 @@ def _site_entry(value: Any, where: str) -> dict[str, Any]:
         entry["opt_out"] = True
     role = value.get("role", "")
     if role != "":
-        entry["role"] = inputs.role(role, f"{where}.role")
+        entry["role"] = _role(role, f"{where}.role", problems)
     return entry
+
+
+def _roles(data: dict[str, Any], name: str, problems: list[str] | None) -> list[str]:
+    field = f"options.{name}"
+    values = inputs.array(data.get(name, []), field, 1000)
+    return sorted({_role(v, f"{field}[{i}]", problems) for i, v in enumerate(values)})
 
 
 def _validate(network: Network, data: Any, stored: bool = False) -> Options:
@@ -90,15 +117,14 @@ def _validate(network: Network, data: Any, stored: bool = False) -> Options:
     ignored: list[str] = []
     for key, value in inputs.obj(data.get("sites", {}), "options.sites").items():
         blog_id = inputs.ident(key, "options.sites key (blog_id)", text=True)
-        entry = _site_entry(value, f"options.sites.{blog_id}")
+        entry = _site_entry(value, f"options.sites.{blog_id}", ignored if stored else None)
         if stored and blog_id not in network.sites:
             ignored.append(f"site {blog_id} no longer exists in this network: its options are ignored")
             continue
         network.require_site(blog_id)
         if entry:
             sites[blog_id] = entry
-    lists = {name: inputs.optional(data, name, inputs.roles, [], f"options.{name}")
-             for name in ("excluded_roles", "allowed_roles")}
+    lists = {name: _roles(data, name, ignored if stored else None) for name in ("excluded_roles", "allowed_roles")}
     if lists["excluded_roles"] and lists["allowed_roles"]:
         raise InputError("give excluded_roles or allowed_roles, not both", "options.allowed_roles")
     missing = inputs.optional(data, "missing_role", inputs.choice, "skip", "options.missing_role", MISSING_ROLE)
@@ -123,10 +149,8 @@ def read(conn: Any, network: Network) -> Options:
     for name in ("excluded_roles", "allowed_roles"):  # PHP lists come back as {0: ..., 1: ...}
         if isinstance(stored.get(name), dict):
             stored[name] = list(stored[name].values())
-    if isinstance(stored.get("sites"), dict):
+    if isinstance(stored.get("sites"), dict):  # PHP's keys come back as ints
         stored["sites"] = {str(k): v for k, v in stored["sites"].items()}
-    elif stored.get("sites") == []:  # PHP's empty array is a list to the reader
-        stored["sites"] = {}
     try:
         return _validate(network, stored, stored=True)
     except InputError as exc:  # a row no version of ours wrote: refuse to guess what it meant
@@ -140,9 +164,11 @@ def problems(conn: Any, network: Network) -> list[str]:
     found = list(options.ignored)
     roled = {b: e["role"] for b, e in options.sites.items() if e.get("role")}
     if roled:
-        site_roles = load_site_roles(conn, network.tables, sorted(roled))
+        site_roles, unreadable = readable_site_roles(conn, network.tables, sorted(roled))
+        found += [f"site {b}: its roles cannot be read, so the role set for it cannot be checked"
+                  for b in unreadable]
         found += [f"site {b}: the role set for it, {role!r}, does not exist there"
-                  for b, role in sorted(roled.items()) if not site_roles[b].exists(role)]
+                  for b, role in sorted(roled.items()) if b in site_roles and not site_roles[b].exists(role)]
     return found
 
 

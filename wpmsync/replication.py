@@ -16,11 +16,11 @@ from functools import partial
 from typing import Any
 
 from . import db, journal, phpserial
-from .errors import BrokenOption, InputError
+from .errors import InputError
 from .journal import Change
 from .memberships import Outcome
 from .options import Options
-from .roles import SiteRoles, caps_value, load_site_roles
+from .roles import SiteRoles, caps_value, load_site_roles, readable_site_roles
 from .schema import Network, parse_role
 
 
@@ -209,7 +209,7 @@ def role_differences(conn: Any, network: Network, sample: int = DRIFT_SAMPLE) ->
     against the verdicts. Returns the count and the first ``sample`` user ids; reported only,
     never written (which role is right is a person's call)."""
     live = [s.blog_id for s in network.live_sites()]
-    site_roles, unreadable = _readable_site_roles(conn, network, live)
+    site_roles, unreadable = readable_site_roles(conn, network.tables, live)
     keys = {network.tables.cap_key(b).lower(): b for b in site_roles}
     report: dict[str, Any] = {"users": 0, "user_ids": []}
     if unreadable:
@@ -225,22 +225,6 @@ def role_differences(conn: Any, network: Network, sample: int = DRIFT_SAMPLE) ->
         return report
     ids = _users_with_differences(conn, network, chosen, would_set)
     return {**report, "users": len(ids), "user_ids": ids[:sample]}
-
-
-def _readable_site_roles(conn: Any, network: Network, blog_ids: list[int]) -> tuple[dict[int, SiteRoles], list[int]]:
-    """The roles of these sites; a site whose roles option cannot be read is left out and named
-    (one broken site must not stop the report, nor the timer pass that makes it)."""
-    try:
-        return load_site_roles(conn, network.tables, blog_ids), []
-    except BrokenOption:
-        pass
-    found, broken = {}, []
-    for blog_id in blog_ids:
-        try:
-            found.update(load_site_roles(conn, network.tables, [blog_id]))
-        except BrokenOption:
-            broken.append(blog_id)
-    return found, broken
 
 
 def _caps_values(conn: Any, network: Network, keys: list[str]) -> list[tuple[str, bytes, dict]]:

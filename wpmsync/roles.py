@@ -141,3 +141,20 @@ def _parse_site_roles(tables: Tables, blog_id: int, options: dict[str, str]) -> 
         clean[str(role)] = {"name": definition.get("name", role), "capabilities": caps}
     default = options.get("default_role") or ""
     return SiteRoles(blog_id, clean, default.strip())
+
+
+def readable_site_roles(conn: Any, tables: Tables, blog_ids: list[int]) -> tuple[dict[int, SiteRoles], list[int]]:
+    """The roles of these sites; a site whose roles option cannot be read is left out and named
+    (one broken site must not stop a report: the role report, the timer pass that makes it, the
+    options' problems)."""
+    try:
+        return load_site_roles(conn, tables, blog_ids), []
+    except BrokenOption:
+        pass
+    found, broken = {}, []
+    for blog_id in blog_ids:
+        try:
+            found.update(load_site_roles(conn, tables, [blog_id]))
+        except BrokenOption:
+            broken.append(blog_id)
+    return found, broken

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import inputs
 from .db import SITEMETA_LOCK, named_locks, transaction
-from .errors import InputError
 from .schema import Network, update_meta
 
 SWITCHES = {
@@ -16,18 +16,6 @@ SWITCHES = {
     "new_site": "wpmus_newSiteSync",
     "role_sync": "wpmus_setUserRoleSync",
 }
-
-
-def parse_switch(name: str, value: Any) -> bool:
-    """Accept on/off, yes/no, true/false (CLI, HTTP JSON); anything else is a clear error."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("on", "yes", "true", "1"):
-        return True
-    if text in ("off", "no", "false", "0", ""):
-        return False
-    raise InputError(f"setting {name!r} must be on or off, got {value!r}", name)
 
 
 def read(conn: Any, network: Network) -> dict[str, bool]:
@@ -45,11 +33,10 @@ def read(conn: Any, network: Network) -> dict[str, bool]:
 
 
 def write(conn: Any, network: Network, changes: dict[str, Any]) -> dict[str, bool]:
-    """Set some switches (``update_site_option`` semantics: one row per key); returns all three."""
-    unknown = sorted(set(changes) - set(SWITCHES))
-    if unknown:
-        raise InputError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(SWITCHES)}", unknown[0])
-    values = {name: parse_switch(name, v) for name, v in changes.items()}
+    """Set some switches, each ``True`` or ``False`` (``update_site_option`` semantics: one row
+    per key); returns all three."""
+    inputs.obj(changes, "settings", SWITCHES)
+    values = {name: inputs.boolean(v, name) for name, v in changes.items()}
     with named_locks(conn, network.config, [SITEMETA_LOCK]), transaction(conn) as cur:
         for name, on in values.items():
             update_meta(cur, network.tables.sitemeta, "site_id", network.config.network_id,

@@ -99,7 +99,9 @@ final class Wpmsync_Client {
 	 * @param string     $path    Route below the endpoint, e.g. "sync".
 	 * @param array|null $payload JSON body (objects: use an associative array; {} is array()).
 	 * @return array|WP_Error {"status": int, "data": array} on a 2xx answer; otherwise a WP_Error
-	 *                        whose message is the functions' own error text, with data status.
+	 *                        with data status, whose message is the functions' refusal for a 4xx,
+	 *                        the correlation id alone for a 5xx, and a plain "could not be
+	 *                        reached" when the transport failed (its words go to the PHP log).
 	 */
 	public function call( $method, $path, $payload = null ) {
 		$args = array(

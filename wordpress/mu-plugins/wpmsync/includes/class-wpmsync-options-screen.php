@@ -122,7 +122,7 @@ final class Wpmsync_Options_Screen extends Wpmsync_Screen {
 		foreach ( $names as $name ) {
 			$name = is_scalar( $name ) ? trim( sanitize_text_field( (string) $name ) ) : '';
 			if ( '' !== $name ) {
-				$out[] = substr( $name, 0, 100 );
+				$out[] = substr( $name, 0, 64 );
 			}
 		}
 		return array_values( array_unique( $out ) );
