@@ -171,7 +171,7 @@ def test_azure_yaml_describes_the_function_app():
     text = (ROOT / "azure.yaml").read_text()
     assert re.search(r"^services:\n  api:\n", text, re.M)
     service = text.split("  api:\n", 1)[1]
-    for line in ("project: .", "language: python", "host: function"):
+    for line in ("project: .", "language: python", "host: function", "remoteBuild: true"):
         assert re.search(rf"^    {re.escape(line)}$", service, re.M), line
     assert re.search(r"^  path: infra$", text, re.M) and re.search(r"^  module: main$", text, re.M)
     site = one(INFRA / "app" / "api.bicep", "Microsoft.Web/sites")
