@@ -44,16 +44,7 @@ def _shown(value: Any) -> str:
 
 def ident(value: Any, field: str, text: bool = False) -> int:
     """A user or blog id: a JSON integer in 1..2^63-1; with ``text``, ASCII digits too."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif text and isinstance(value, str) and _DIGITS.fullmatch(value):
-        number = int(value)
-    else:
-        kind = "a whole number" if not text else "a whole number (digits)"
-        raise InputError(f"{field} must be {kind} from 1 to 2^63-1, got {_shown(value)}", field)
-    if not 1 <= number <= MAX_ID:
-        raise InputError(f"{field} must be a whole number from 1 to 2^63-1, got {_shown(value)}", field)
-    return number
+    return whole_number(value, field, 1, MAX_ID, text, shown_range="1 to 2^63-1")
 
 
 def ids(value: Any, field: str, text: bool = False, allow_empty: bool = False,
@@ -116,16 +107,19 @@ def job_id(value: Any, field: str = "job_id") -> str:
     return value.lower()
 
 
-def whole_number(value: Any, field: str, low: int, high: int, text: bool = False) -> int:
-    """A bounded count (``?limit=``, a queue message's ``from_user``)."""
+def whole_number(value: Any, field: str, low: int, high: int, text: bool = False,
+                 shown_range: str | None = None) -> int:
+    """A bounded whole number (an id, ``?limit=``, a queue message's ``from_user``): a JSON
+    integer (``True`` is not 1); with ``text``, ASCII digits too."""
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif text and isinstance(value, str) and _DIGITS.fullmatch(value):
         number = int(value)
     else:
-        raise InputError(f"{field} must be a whole number from {low} to {high}, got {_shown(value)}", field)
-    if not low <= number <= high:
-        raise InputError(f"{field} must be a whole number from {low} to {high}, got {_shown(value)}", field)
+        number = None
+    if number is None or not low <= number <= high:
+        raise InputError(f"{field} must be a whole number from {shown_range or f'{low} to {high}'}, "
+                         f"got {_shown(value)}", field)
     return number
 
 

@@ -117,10 +117,10 @@ def _validate(network: Network, data: Any, stored: bool = False) -> Options:
     ignored: list[str] = []
     for key, value in inputs.obj(data.get("sites", {}), "options.sites").items():
         blog_id = inputs.ident(key, "options.sites key (blog_id)", text=True)
-        entry = _site_entry(value, f"options.sites.{blog_id}", ignored if stored else None)
-        if stored and blog_id not in network.sites:
+        if stored and blog_id not in network.sites:  # reported once, whatever its entry holds
             ignored.append(f"site {blog_id} no longer exists in this network: its options are ignored")
             continue
+        entry = _site_entry(value, f"options.sites.{blog_id}", ignored if stored else None)
         network.require_site(blog_id)
         if entry:
             sites[blog_id] = entry
