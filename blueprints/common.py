@@ -13,9 +13,9 @@ from typing import Any, Callable, Iterable
 import azure.functions as func
 import pymysql
 
-from wpmsync import Config, Engine, WpmsyncError, cache, inputs
+from wpmsync import Config, Engine, WpmsyncError, cache, db, inputs
 from wpmsync.memberships import Outcome
-from wpmsync.errors import InputError
+from wpmsync.errors import InputError, Unreachable
 from wpmsync.queue import DEFAULT_QUEUE_NAME, BatchQueue
 from wpmsync.secrets import get_secrets
 
@@ -43,6 +43,12 @@ def manual_trigger(req: func.HttpRequest, correlation: str) -> str:
     return f"manual:{correlation}" + (f" by {actor}" if actor else "")
 
 
+def writer(trigger: str = "queue") -> Engine:
+    """An engine for a queue batch, holding one of the writer slots (``Engine.writer``);
+    ``throttle.NoSlot`` when every slot is taken."""
+    return Engine.writer(Config.from_env(db_password=get_secrets().db_password()), trigger=trigger)
+
+
 def queue() -> BatchQueue:
     global _queue
     if _queue is None:
@@ -56,8 +62,9 @@ def reset() -> None:
     _queue = None
 
 
-def send(messages: list[dict]) -> int:
-    return queue().send(messages)
+def send(messages: list[dict], delay: int = 0) -> int:
+    """Queue ``messages``; with ``delay``, seen by the queue function only after that many seconds."""
+    return queue().send(messages, delay)
 
 
 def notify_wordpress(outcome: Outcome) -> None:
@@ -122,7 +129,10 @@ def run(req: func.HttpRequest, name: str, work: Callable[[str], func.HttpRespons
         log.log(level, "%s refused: %s", name, exc, extra={"correlation_id": correlation, "status": exc.status,
                                                           "error": str(exc)})
         return answer(error_body(exc, correlation), exc.status)
-    except pymysql.MySQLError:
+    except pymysql.MySQLError as exc:
+        if db.connection_error(exc):  # the connection was lost under the request: a moment's fault
+            log.error("%s: database connection lost", name, exc_info=True, extra={"correlation_id": correlation})
+            return answer({"error": Unreachable("").public_message(), "correlation_id": correlation}, 503)
         log.exception("%s: database fault", name, extra={"correlation_id": correlation})
         return answer({"error": "database error; see the logs", "correlation_id": correlation}, 500)
     except Exception:  # noqa: BLE001 - the caller gets an answer, the log gets the traceback

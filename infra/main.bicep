@@ -4,15 +4,18 @@
 //   az deployment group create -g <rg> -f infra/main.bicep -p environmentName=<name> ...
 //
 // Resources (modules under app/):
+//   identity.bicep     the app's user-assigned managed identity, created first
 //   monitoring.bicep   Log Analytics workspace + workspace-based Application Insights (local auth off)
 //   storage.bicep      storage account of the host and the batch queue (wpmsync-batches + -poison),
 //                      deployment package container; shared keys off, reached with the app's identity
 //   keyvault.bicep     Key Vault (RBAC, soft delete, purge protection) with the hook secret (and,
 //                      while it is rotated, the previous one) and, for password sign-in, the
 //                      database password
-//   api.bicep          Flex Consumption plan + Function App (Linux, Python 3.11, system identity,
-//                      HTTPS only, TLS 1.2, FTP and basic publishing credentials off) + app settings
-//   rbac.bicep         the app identity's roles on storage, Key Vault and Application Insights
+//   rbac.bicep         the app identity's roles on storage, Key Vault and Application Insights,
+//                      assigned before the app exists
+//   api.bicep          Flex Consumption plan + Function App (Linux, Python 3.11, the user-assigned
+//                      identity, HTTPS only, TLS 1.2, FTP and basic publishing credentials off)
+//                      + app settings
 //   mysql-new.bicep    only with mysqlMode=new: an Azure Database for MySQL Flexible Server for trials
 //   mysql-access.bicep the app let into the MySQL server (existing or new, maybe in another
 //                      resource group): firewall rule for Azure services, require_secure_transport
@@ -34,10 +37,15 @@ param principalId string = ''
 @description('Function App name; empty: func-wpmsync-<suffix>.')
 param functionAppName string = ''
 
-@description('Flex Consumption: most instances the app scales out to. Keep it small: every instance opens MySQL connections.')
-@minValue(1)
+// Flex Consumption takes 40 to 1000 (the Microsoft samples: @minValue(40), default 100).
+// Scaling out is safe for the database: however many instances run, at most maxParallelBatches
+// queue batches write at once (below), one instance runs at most 4 queue messages (host.json),
+// and a job keeps only one message per lane (maxParallelBatches lanes) in the queue, so the
+// scale controller, which sizes on queue length, asks for about one instance per job.
+@description('Flex Consumption: most instances the app scales out to (40 to 1000). The database writers are capped by maxParallelBatches, not by this.')
+@minValue(40)
 @maxValue(1000)
-param maximumInstanceCount int = 10
+param maximumInstanceCount int = 100
 
 @description('Flex Consumption: memory of one instance.')
 @allowed([
@@ -135,6 +143,24 @@ param outboxDays string = '14'
 @description('NCRONTAB of the reconcile timer.')
 param reconcileSchedule string = '0 */15 * * * *'
 
+// The writer cap (WPMSYNC_MAX_PARALLEL_BATCHES): at most this many queue batches write to the
+// WordPress database at once across all instances (named-lock slots in the database; a batch
+// without a free slot goes back to the queue with a delay). host.json lets one instance run
+// batchSize + newBatchThreshold = 2 + 2 = 4 queue messages, this default, so one instance alone
+// can fill every slot and never takes more messages than it could write; tests/test_infra.py
+// keeps the two in step.
+@description('WPMSYNC_MAX_PARALLEL_BATCHES: most queue batches writing to the database at once, across all instances (1 to 64).')
+@minValue(1)
+@maxValue(64)
+param maxParallelBatches int = 4
+
+// A string: Bicep has no decimal numbers, and the app reads plain decimals (0.1 to 60).
+@description('WPMSYNC_BATCH_SECONDS: seconds one write transaction of a batch aims at, since WordPress waits behind it.')
+param batchSeconds string = '1'
+
+@description('WPMSYNC_FULL_RECONCILE_SCHEDULE: NCRONTAB of the full reconcile, nightly (Flex Consumption runs timers in UTC).')
+param fullReconcileSchedule string = '0 30 2 * * *'
+
 @description('The network URL for cache cleaning through the mu-plugin; empty: off.')
 param wordpressUrl string = ''
 
@@ -145,6 +171,7 @@ var tags = {
   app: 'wpmsync'
 }
 var appName = empty(functionAppName) ? 'func-wpmsync-${resourceToken}' : functionAppName
+var identityName = 'id-wpmsync-${resourceToken}'
 var storageAccountName = 'stwpmsync${take(resourceToken, 13)}'
 var keyVaultName = 'kv-wpmsync-${take(resourceToken, 13)}'
 var deploymentContainerName = 'app-package-${take(resourceToken, 13)}'
@@ -154,6 +181,16 @@ var databaseHost = empty(dbHost) ? '${serverName}.mysql.database.azure.com' : db
 var hookSecretName = 'wpmsync-hook-secret'
 var hookSecretPreviousName = 'wpmsync-hook-secret-previous'
 var dbPasswordSecretName = 'wpmsync-db-password'
+
+// The app's identity first: its roles (rbac, below) are assigned before the app is created.
+module appIdentity 'app/identity.bicep' = {
+  name: 'identity'
+  params: {
+    location: location
+    tags: tags
+    name: identityName
+  }
+}
 
 module monitoring 'app/monitoring.bicep' = {
   name: 'monitoring'
@@ -217,6 +254,19 @@ module mysqlAccess 'app/mysql-access.bicep' = {
   ]
 }
 
+// The roles of the app identity, made against the user-assigned identity (not the app), so
+// they can be, and are, in place before the app exists.
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  params: {
+    appPrincipalId: appIdentity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    keyVaultName: vault.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    operatorPrincipalId: principalId
+  }
+}
+
 module api 'app/api.bicep' = {
   name: 'api'
   params: {
@@ -230,6 +280,8 @@ module api 'app/api.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     virtualNetworkSubnetId: virtualNetworkSubnetId
+    identityId: appIdentity.outputs.id
+    identityClientId: appIdentity.outputs.clientId
     // Every setting the code reads (local.settings.sample.json) that Azure needs; tests/test_infra.py
     // keeps this list, the sample and the code equal. No secret value: Key Vault has those.
     wpmsyncSettings: [
@@ -290,6 +342,20 @@ module api 'app/api.bicep' = {
         value: reconcileSchedule
       }
       {
+        name: 'WPMSYNC_MAX_PARALLEL_BATCHES'
+        value: string(maxParallelBatches)
+      }
+      {
+        name: 'WPMSYNC_BATCH_SECONDS'
+        value: batchSeconds
+      }
+      // The full reconcile timer's schedule, read when the host indexes the functions
+      // (blueprints/reconcile.py); set here so it shows, and changes, as an app setting.
+      {
+        name: 'WPMSYNC_FULL_RECONCILE_SCHEDULE'
+        value: fullReconcileSchedule
+      }
+      {
         name: 'WPMSYNC_KEY_VAULT_URL'
         value: vault.outputs.uri
       }
@@ -311,17 +377,10 @@ module api 'app/api.bicep' = {
       }
     ]
   }
-}
-
-module rbac 'app/rbac.bicep' = {
-  name: 'rbac'
-  params: {
-    appPrincipalId: api.outputs.principalId
-    storageAccountName: storage.outputs.name
-    keyVaultName: vault.outputs.name
-    applicationInsightsName: monitoring.outputs.applicationInsightsName
-    operatorPrincipalId: principalId
-  }
+  // Created only once its identity holds every role: the first start does not race them.
+  dependsOn: [
+    rbac
+  ]
 }
 
 // Outputs: names and URLs only, never a secret.
@@ -333,5 +392,7 @@ output WPMSYNC_ENDPOINT string = '${api.outputs.uri}/api'
 output AZURE_KEY_VAULT_NAME string = vault.outputs.name
 output AZURE_KEY_VAULT_URL string = vault.outputs.uri
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
-output APP_PRINCIPAL_ID string = api.outputs.principalId
+output APP_PRINCIPAL_ID string = appIdentity.outputs.principalId
+output APP_CLIENT_ID string = appIdentity.outputs.clientId
+output APP_IDENTITY_NAME string = appIdentity.outputs.name
 output MYSQL_HOST string = databaseHost

@@ -35,6 +35,16 @@ def _int_setting(env: Mapping[str, str], name: str, default: int, low: int, high
     return int(raw)
 
 
+def _seconds_setting(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    """Seconds as a plain decimal number (``1``, ``0.5``); nothing else."""
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    if not re.fullmatch(r"[0-9]{1,4}(\.[0-9]{1,3})?", raw) or not low <= float(raw) <= high:
+        raise ConfigError(f"{name} must be a number of seconds from {low:g} to {high:g}, got {raw!r}")
+    return float(raw)
+
+
 def _bool_setting(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if raw == "":
@@ -64,6 +74,11 @@ class Config:
     lock_timeout: int = 30
     journal_days: int = 30
     outbox_days: int = 14
+    # How gently batches use the live database (``throttle.py``): at most this many queue
+    # batches write at once, across every instance; each transaction sized to commit within
+    # ``batch_seconds`` (``batch_size`` stays the upper bound, in memberships).
+    max_parallel_batches: int = 4
+    batch_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Config":
@@ -90,6 +105,8 @@ class Config:
             lock_timeout=_int_setting(env, "WPMSYNC_LOCK_TIMEOUT", 30, 0, 3600),
             journal_days=_int_setting(env, "WPMSYNC_JOURNAL_DAYS", 30, 1, 3650),
             outbox_days=_int_setting(env, "WPMSYNC_OUTBOX_DAYS", 14, 1, 3650),
+            max_parallel_batches=_int_setting(env, "WPMSYNC_MAX_PARALLEL_BATCHES", 4, 1, 64),
+            batch_seconds=_seconds_setting(env, "WPMSYNC_BATCH_SECONDS", 1.0, 0.1, 60.0),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)  # type: ignore[arg-type]

@@ -32,35 +32,81 @@ import pymysql.cursors
 from .config import Config
 from .errors import Busy, Unreachable
 
+T = TypeVar("T")
+log = logging.getLogger("wpmsync.db")
+
+
+# The server is full or out of reach for a moment: too many connections (1040), cannot connect
+# (2003), gone away (2006), lost the connection (2013). Worth a few more tries, with a pause.
+CONNECTION_ERRORS = (1040, 2003, 2006, 2013)
+CONNECT_ATTEMPTS = 4
+
+
+def connection_error(exc: BaseException) -> bool:
+    """A fault of the connection itself (``CONNECTION_ERRORS``), not of a statement."""
+    return isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)) and \
+        bool(exc.args) and exc.args[0] in CONNECTION_ERRORS
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before try ``attempt + 1``: doubling from 0.1 s, at most 2 s, with jitter (so
+    instances turned away together do not come back together)."""
+    return min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random())
+
 
 def connect(config: Config, password: str | None = None) -> pymysql.connections.Connection:
-    """Open an autocommit connection; transactions are explicit (``transaction``)."""
+    """Open an autocommit connection; transactions are explicit (``transaction``). A server
+    that is full (1040) or out of reach is tried ``CONNECT_ATTEMPTS`` times, backing off (about
+    3 s in all), then ``Unreachable`` (503)."""
     kwargs: dict[str, object] = {}
     if config.ssl:
         context = ssl_module.create_default_context(cafile=config.ssl_ca)
         kwargs["ssl"] = context
-    try:
-        conn = pymysql.connect(
-            host=config.db_host,
-            port=config.db_port,
-            user=config.db_user,
-            password=config.db_password if password is None else password,
-            database=config.db_name,
-            charset="utf8mb4",
-            autocommit=True,
-            connect_timeout=10,
-            **kwargs,
-        )
-    except pymysql.err.OperationalError as exc:
-        code, message = (exc.args + ("",))[:2]
-        raise Unreachable(
-            f"cannot connect to MySQL {config.db_user}@{config.db_host}:{config.db_port}"
-            f"/{config.db_name}: {message} ({code})"
-        ) from None
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            conn = pymysql.connect(
+                host=config.db_host,
+                port=config.db_port,
+                user=config.db_user,
+                password=config.db_password if password is None else password,
+                database=config.db_name,
+                charset="utf8mb4",
+                autocommit=True,
+                connect_timeout=10,
+                **kwargs,
+            )
+            break
+        except pymysql.err.OperationalError as exc:
+            code, message = (exc.args + ("",))[:2]
+            if connection_error(exc) and attempt < CONNECT_ATTEMPTS:
+                log.warning("connecting to MySQL: %s (%s), try %s of %s", message, code, attempt, CONNECT_ATTEMPTS)
+                time.sleep(backoff(attempt))
+                continue
+            raise Unreachable(
+                f"cannot connect to MySQL {config.db_user}@{config.db_host}:{config.db_port}"
+                f"/{config.db_name}: {message} ({code})"
+            ) from None
     with conn.cursor() as cur:
         # Each statement sees what other writers committed before it (no stale snapshot).
         cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
     return conn
+
+
+def retry_connection_loss(work: Callable[[], T], what: str) -> T:
+    """Run ``work()`` (which opens its own connection) again when the connection was lost under
+    it (``CONNECTION_ERRORS``), up to ``CONNECT_ATTEMPTS`` times, backing off. For work that is
+    idempotent and resumes where it stopped (a queue batch): its open transaction was rolled
+    back by the server, its locks freed with the connection."""
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            return work()
+        except pymysql.MySQLError as exc:
+            if not connection_error(exc) or attempt == CONNECT_ATTEMPTS:
+                raise
+            log.warning("%s: the database connection was lost (%s), try %s of %s", what, exc.args[0],
+                        attempt, CONNECT_ATTEMPTS)
+            time.sleep(backoff(attempt))
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
@@ -161,8 +207,6 @@ DEADLOCK, LOCK_WAIT_TIMEOUT = 1213, 1205
 # INSERT ... SELECT into usermeta holds it for the statement) as this error instead.
 AUTOINC_READ_FAILED = 1467
 ATTEMPTS = 5  # tries of a transaction that met a deadlock or a lock wait timeout
-T = TypeVar("T")
-log = logging.getLogger("wpmsync.db")
 
 
 def retryable(exc: BaseException) -> bool:
@@ -191,5 +235,5 @@ def write_users(conn: pymysql.connections.Connection, config: Config, first_user
             if attempt == ATTEMPTS:
                 raise Busy(f"users {first_user}..{last_user}: the database kept reporting lock conflicts "
                            f"({exc.args[0]}) after {ATTEMPTS} tries; nothing was written, try again") from None
-            time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+            time.sleep(backoff(attempt))
     raise AssertionError("unreachable")

@@ -6,9 +6,11 @@ then plans, then writes batch by batch.
 """
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Any, Callable, Iterable
 
-from . import inputs, jobs, journal, memberships, options, outbox, removals, settings, unsync
+from . import inputs, jobs, journal, memberships, options, outbox, removals, settings, throttle, unsync
 from .config import Config
 from .db import connect, transaction
 from .journal import Change, UndoOutcome
@@ -37,6 +39,20 @@ class Engine:
         self.network.options = options.read(self.conn, self.network)
         # Created here, not where rows are written: CREATE TABLE would commit a transaction.
         jobs.ensure_tables(self.conn, self.network)  # the journal's and the outbox's tables too
+
+    @classmethod
+    def writer(cls, config: Config, trigger: str = "queue") -> "Engine":
+        """An engine for a queue batch: its connection first takes a writer slot
+        (``throttle.take_slot``: at most ``WPMSYNC_MAX_PARALLEL_BATCHES`` at once, across every
+        instance), held until it closes. ``throttle.NoSlot`` (connection closed) when none is
+        free: nothing else was read."""
+        conn = connect(config)
+        try:
+            throttle.take_slot(conn, config)
+            return cls(config, conn=conn, trigger=trigger)
+        except BaseException:
+            conn.close()
+            raise
 
     def close(self) -> None:
         self.conn.close()
@@ -103,12 +119,44 @@ class Engine:
         return memberships.user_ranges(self.conn, self.network, per_batch)
 
     def run_batch(self, batch: Batch, site_roles: dict[int, SiteRoles] | None = None,
-                  record: Callable[[Any, Outcome], None] | None = None,
-                  change: Change | None = None) -> Outcome:
-        """One batch; running it twice writes nothing the second time. ``record(cursor, outcome)``
-        runs inside the batch's transaction; the rows are journaled under ``change``."""
-        return memberships.apply_batch(self.conn, self.network, batch, site_roles, record,
-                                       change or self._change("batch"), self.applying)
+                  record: Callable[[Any, Outcome, int, int | None], None] | None = None,
+                  change: Change | None = None,
+                  after_step: Callable[[Outcome], None] | None = None) -> Outcome:
+        """One batch, written in steps of one transaction each, sized to commit within
+        ``WPMSYNC_BATCH_SECONDS`` (``throttle.users_per_step``); running it twice writes nothing
+        the second time. ``record(cursor, outcome, first_user, next_user)`` runs inside each
+        step's transaction: the step began at ``first_user``, the next one starts at
+        ``next_user`` (None after the last step): a job keeps its batch's progress there, so a
+        redelivered message resumes. ``after_step``
+        gets each step's outcome after its commit (WordPress's cache cleaning). The rows are
+        journaled under ``change``."""
+        change = change or self._change("batch")
+        sites = len(batch.blog_ids)
+        if site_roles is None and sites > 1:  # read once for every step
+            site_roles = load_site_roles(self.conn, self.network.tables, batch.blog_ids)
+        outcome, first = Outcome(), batch.first_user
+        while True:
+            budget = throttle.users_per_step(self.config, sites)
+            last, users = memberships.step_end(self.conn, self.network, first, batch.last_user, budget)
+            following = last + 1 if last < batch.last_user else None
+            step_record = None if record is None else \
+                (lambda cur, done, first=first, following=following: record(cur, done, first, following))
+            started = time.monotonic()
+            step = memberships.apply_batch(self.conn, self.network, replace(batch, first_user=first, last_user=last),
+                                           site_roles, step_record, change, self.applying)
+            if users == budget:  # a step the pace sized (a short last one is mostly fixed cost)
+                throttle.learn(self.config, users * sites, time.monotonic() - started)
+            if after_step is not None:
+                after_step(step)
+            outcome.merge(step)
+            # who was touched: one batch's worth (merge leaves it out: a sync of many batches
+            # must not hold every user id), for the caller's cache cleaning
+            outcome.touched_users |= step.touched_users
+            outcome.touched_sites |= step.touched_sites
+            outcome.touched_roles |= step.touched_roles
+            if following is None:
+                return outcome
+            first = following
 
     def _change(self, operation: str) -> Change:
         """A new change for the journal: what was done, and who asked."""

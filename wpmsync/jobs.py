@@ -188,19 +188,49 @@ def prepare_message(job_id: str) -> dict[str, Any]:
     return {"type": "prepare", "job": job_id}
 
 
-def batch_messages(conn: Any, network: Network, job_id: str, chunk: int = 1000) -> Iterator[list[dict]]:
-    """The job's batch messages, a chunk at a time (memory stays flat for 50,000 batches)."""
+def batch_messages(conn: Any, network: Network, job_id: str, lanes: int | None = None,
+                   chunk: int = 1000) -> Iterator[list[dict]]:
+    """The job's batch messages, a chunk at a time (memory stays flat for 50,000 batches). With
+    ``lanes``, only the first pending batch of each lane (seq mod ``lanes``): each batch queues
+    the next of its lane when it is done (``successor``)."""
     t = network.tables
     last = -1
     while True:
         with conn.cursor() as cur:
-            cur.execute(f"SELECT seq FROM {t.own_table('job_batches')} WHERE job_id = %s AND seq > %s "
-                        "AND state = 'pending' ORDER BY seq LIMIT %s", (job_id, last, chunk))
+            if lanes:
+                cur.execute(f"SELECT MIN(seq) FROM {t.own_table('job_batches')} WHERE job_id = %s AND "
+                            "state = 'pending' GROUP BY seq MOD %s ORDER BY 1", (job_id, lanes))
+            else:
+                cur.execute(f"SELECT seq FROM {t.own_table('job_batches')} WHERE job_id = %s AND seq > %s "
+                            "AND state = 'pending' ORDER BY seq LIMIT %s", (job_id, last, chunk))
             seqs = [int(r[0]) for r in cur.fetchall()]
         if not seqs:
             return
         last = seqs[-1]
-        yield [{"type": "batch", "job": job_id, "seq": s} for s in seqs]
+        yield [batch_message(job_id, s, lanes) for s in seqs]
+        if lanes:
+            return
+
+
+def batch_message(job_id: str, seq: int, lanes: int | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "batch", "job": job_id, "seq": seq}
+    if lanes:
+        message["lanes"] = lanes
+    return message
+
+
+def successor(conn: Any, network: Network, job_id: str, seq: int, lanes: int) -> dict[str, Any] | None:
+    """The message of the next pending batch in the lane of batch ``seq`` (same seq mod
+    ``lanes``), or None when the lane is done (or the job may no longer run: its messages would
+    be dropped anyway)."""
+    t = network.tables
+    with conn.cursor() as cur:
+        if stopped(cur, network, job_id) is not None:
+            return None
+        cur.execute(f"SELECT MIN(seq) FROM {t.own_table('job_batches')} WHERE job_id = %s AND seq > %s "
+                    "AND seq MOD %s = %s AND state = 'pending'", (job_id, seq, lanes, seq % lanes))
+        (following,) = cur.fetchone()
+    return None if following is None else batch_message(job_id, int(following), lanes)
 
 
 def load(conn: Any, network: Network, job_id: str) -> dict[str, Any]:
@@ -277,21 +307,31 @@ def batch_of(conn: Any, network: Network, job_id: str, seq: int) -> tuple[Batch,
 
 
 def recorder(network: Network, job_id: str, seq: int):
-    """``record`` for ``apply_batch``: mark the batch done in the batch's own transaction, then
-    check there, holding the job's row and its journal row in share mode until the commit, that
-    the job may still run (it may have failed, or been undone, since the batch began): if not,
-    ``Dropped`` rolls the batch back, and nothing of it is written. A ``fail`` or an undo that
-    commits later waits for this commit. (The batch row first, then the job's: the order
-    ``fail`` takes them in, so the two never deadlock.)"""
+    """``record`` for ``Engine.run_batch``: in each step's own transaction, add the step's
+    outcome to the batch row and move its ``first_user`` to where the next step starts (a
+    redelivered message resumes there), or, after the last step, mark the batch done. The row
+    must still be pending and start where this step did: otherwise another copy of the message
+    got there first, and ``Dropped`` rolls this step back. Then it checks there, holding the
+    job's row and its journal row in share mode until the commit, that the job may still run (it
+    may have failed, or been undone, since the batch began): if not, ``Dropped`` rolls the step
+    back, and nothing of it is written. A ``fail`` or an undo that commits later waits for this
+    commit. (The batch row first, then the job's: the order ``fail`` takes them in, so the two
+    never deadlock.)"""
     table = network.tables.own_table("job_batches")
 
-    def record(cur: Any, outcome: Outcome) -> None:
-        cur.execute(
-            f"UPDATE {table} SET state = 'done', attempts = attempts + 1, added = %s, skipped_count = %s, "
-            "skipped = %s, finished_at = NOW(6) WHERE job_id = %s AND seq = %s AND state = 'pending'",
-            (outcome.added, len(outcome.skipped),
-             json.dumps(outcome.skipped[:SKIPPED_KEPT]) if outcome.skipped else None, job_id, seq),
+    def record(cur: Any, outcome: Outcome, first_user: int, next_user: int | None) -> None:
+        changed = cur.execute(
+            f"UPDATE {table} SET first_user = COALESCE(%s, first_user), "
+            "state = IF(%s IS NULL, 'done', state), attempts = attempts + (%s IS NULL), "
+            "added = added + %s, skipped_count = skipped_count + %s, skipped = COALESCE(skipped, %s), "
+            "finished_at = IF(%s IS NULL, NOW(6), finished_at) "
+            "WHERE job_id = %s AND seq = %s AND state = 'pending' AND first_user = %s",
+            (next_user, next_user, next_user, outcome.added, len(outcome.skipped),
+             json.dumps(outcome.skipped[:SKIPPED_KEPT]) if outcome.skipped else None, next_user,
+             job_id, seq, first_user),
         )
+        if not changed:
+            raise Dropped(f"batch {seq} of job {job_id} moved on without this copy of its message")
         reason = stopped(cur, network, job_id, seq, lock=True)
         if reason is not None:
             raise Dropped(reason)
@@ -435,8 +475,12 @@ def start(engine: Any, kind: str, blog_ids: list[int], send: Any, *, force: bool
 
 
 def handle_prepare(engine: Any, job_id: str, send: Any) -> int:
-    """Fan out one message per pending batch. Redelivered: the fan-out runs again, which is
-    harmless (a batch already done is not run again, and batches are idempotent). A job that
+    """Start the job's lanes: ``WPMSYNC_MAX_PARALLEL_BATCHES`` of them, one message each for the
+    first pending batch of the lane; each batch queues the next of its lane when done
+    (``successor``). So the queue holds about as many messages as may write at once, and the
+    platform does not scale out instances that could only wait for a writer slot. Redelivered:
+    the lanes start again, which is harmless (a batch already done is not run again, and
+    batches are idempotent). A job that
     may no longer run (unknown, failed, undone, finished) raises ``Dropped``."""
     ensure_tables(engine.conn, engine.network)
     with engine.conn.cursor() as cur:
@@ -444,7 +488,7 @@ def handle_prepare(engine: Any, job_id: str, send: Any) -> int:
     if reason is not None:
         raise Dropped(reason)
     sent = 0
-    for chunk in batch_messages(engine.conn, engine.network, job_id):
+    for chunk in batch_messages(engine.conn, engine.network, job_id, engine.config.max_parallel_batches):
         sent += send(chunk) or len(chunk)
     mark_running(engine.conn, engine.network, job_id)
     return sent
@@ -467,13 +511,11 @@ def handle_batch(engine: Any, job_id: str, seq: int,
     if found is None or found[1] != "pending":
         return None
     batch, _ = found
-    try:
-        outcome = engine.run_batch(batch, record=recorder(engine.network, job_id, seq),
-                                   change=Change(job_id, "job"))
+    try:  # each step's commit is followed by WordPress's cache cleaning for its users
+        return engine.run_batch(batch, record=recorder(engine.network, job_id, seq),
+                                change=Change(job_id, "job"), after_step=notify)
     except Dropped:
         raise
     except Exception as exc:
         record_attempt_error(engine.conn, engine.network, job_id, seq, f"{type(exc).__name__}: {exc}")
         raise
-    notify(outcome)  # after the commit: WordPress cleans its cache for these users
-    return outcome

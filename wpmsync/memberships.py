@@ -202,6 +202,23 @@ def user_ranges(conn: Any, network: Network, per_batch: int) -> list[tuple[int, 
     return ranges
 
 
+def step_end(conn: Any, network: Network, first_user: int, last_user: int, users: int) -> tuple[int, int]:
+    """Where a step of ``users`` users starting at ``first_user`` ends, within the batch's
+    ``last_user``: (last user id of the step, users in it). One read of the ``users`` primary
+    key, ``users`` entries long (none for a range narrower than a step: a hook's one user)."""
+    if last_user - first_user < users:
+        return last_user, last_user - first_user + 1
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT ID FROM {network.tables.users} WHERE ID BETWEEN %s AND %s ORDER BY ID "
+                    "LIMIT 1 OFFSET %s", (first_user, last_user, users))
+        row = cur.fetchone()
+        if row is not None:
+            return int(row[0]) - 1, users
+        cur.execute(f"SELECT COUNT(*) FROM {network.tables.users} WHERE ID BETWEEN %s AND %s",
+                    (first_user, last_user))
+        return last_user, int(cur.fetchone()[0])
+
+
 def make_batches(blog_ids: Iterable[int], ranges: list[tuple[int, int]], force: bool) -> list[Batch]:
     sites = tuple(sorted(set(blog_ids)))
     return [Batch(sites, lo, hi, force) for lo, hi in ranges]

@@ -166,20 +166,24 @@ class BatchQueue:
             raise ValueError(f"queue message of {len(text.encode('utf-8'))} bytes exceeds the 64 KiB limit")
         return text
 
-    def send(self, messages: Iterable[dict]) -> int:
-        """Send each message as compact JSON text; returns how many were sent.
+    def send(self, messages: Iterable[dict], delay: int = 0) -> int:
+        """Send each message as compact JSON text; returns how many were sent. With ``delay``,
+        each is invisible for that many seconds first (the service's visibility timeout).
 
         All are encoded (and checked) before the first is sent. A failed send raises after the
         sends already under way finish; messages sent before stay sent (consumers are idempotent).
         """
         texts = [self.encode(m) for m in messages]
+
+        def one(text: str) -> Any:
+            return self._client.send_message(text, visibility_timeout=delay or None)
         if len(texts) <= 2:
             for text in texts:
-                self._client.send_message(text)
+                one(text)
             return len(texts)
         with ThreadPoolExecutor(max_workers=min(SEND_THREADS, len(texts)),
                                 thread_name_prefix="wpmsync-queue") as pool:
-            futures = [pool.submit(self._client.send_message, text) for text in texts]
+            futures = [pool.submit(one, text) for text in texts]
             try:
                 for future in futures:
                     future.result()

@@ -1,6 +1,7 @@
 // Log Analytics workspace + workspace-based Application Insights. Local (instrumentation key)
-// authentication is off: the app sends telemetry with its managed identity
-// (APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD, role Monitoring Metrics Publisher).
+// authentication is off: the app sends telemetry with its user-assigned managed identity
+// (APPLICATIONINSIGHTS_AUTHENTICATION_STRING=ClientId=<its client id>;Authorization=AAD, role
+// Monitoring Metrics Publisher).
 param location string
 param tags object = {}
 param logAnalyticsName string
