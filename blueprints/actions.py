@@ -4,13 +4,13 @@
 | ---------------------------------- | -------------------------------------------------- |
 | POST /api/sync                     | sync from scratch (no ``blog_ids``) or the given sites: 202 + job |
 | POST /api/sites/{blog_id}/sync     | one site pulls in every network user: 202 + job    |
-| POST /api/plan                     | dry run of sync / add_user / add_site / set_role   |
+| POST /api/plan                     | dry run of sync / add_user / add_site / set_role; over one batch: 202 + a plan job |
 | GET, PATCH /api/settings           | the three trigger switches                         |
 | GET, PATCH /api/options            | per-site opt-out and role, role filters, missing roles |
 | POST /api/users/sync               | selected users join selected sites                  |
 | POST /api/unsync                   | take selected users off selected sites              |
 | GET /api/jobs/{job_id}             | job status                                         |
-| POST /api/jobs/{job_id}/undo       | put back what a change wrote (``dry_run`` previews) |
+| POST /api/jobs/{job_id}/undo       | put back what a change wrote (``dry_run`` previews; over one batch: 202 + job) |
 | GET /api/journal                   | the newest changes in the undo journal             |
 | GET /api/health                    | database reachable, settings valid (anonymous)     |
 """
@@ -39,10 +39,11 @@ def _route_id(req: func.HttpRequest, name: str) -> int:
     return inputs.ident(req.route_params.get(name), name, text=True)
 
 
-def _accepted(req: func.HttpRequest, job: jobs.Job) -> func.HttpResponse:
+def _accepted(req: func.HttpRequest, job: jobs.Job, **extra: Any) -> func.HttpResponse:
+    """202: the job is queued; its status (and a preview's result) is at ``status_url``."""
     url = req.url.split("/api/")[0] + f"/api/jobs/{job.id}"
-    return common.answer({"job_id": job.id, "status": "queued", "batches": job.batches_total,
-                          "status_url": url}, 202, headers={"Location": url})
+    return common.answer({"job_id": job.id, "kind": job.kind, "status": "queued", "batches": job.batches_total,
+                          "status_url": url, **extra}, 202, headers={"Location": url})
 
 
 @bp.route(route="sync", methods=["POST"])
@@ -90,9 +91,20 @@ def plan(req: func.HttpRequest) -> func.HttpResponse:
         inputs.obj(data, f"body (action {action})", ("action", *fields))
         force = _flag(data, "force")
         with common.engine() as engine:
+            if action in ("sync", "add_site"):  # over many users: queued when over one batch
+                if action == "sync":
+                    selected = inputs.optional(data, "blog_ids", inputs.ids, None)
+                    blog_ids = [s.blog_id for s in engine.network.live_sites()] if selected is None \
+                        else require_blog_ids(engine.network, selected)
+                else:
+                    blog_ids = [engine.network.require_live_site(
+                        inputs.ident(data.get("blog_id"), "blog_id")).blog_id]
+                if engine.more_than_one_batch(blog_ids):
+                    job = jobs.start_plan(engine, blog_ids, common.send, force=force,
+                                          trigger=common.manual_trigger(req, correlation))
+                    return _accepted(req, job)
             if action == "sync":
-                outcome = engine.sync_sites(inputs.optional(data, "blog_ids", inputs.ids, None),
-                                            force=force, dry_run=True)
+                outcome = engine.sync_sites(blog_ids, force=force, dry_run=True)
             elif action == "add_user":
                 outcome = engine.add_user_to_all_sites(inputs.ident(data.get("user_id"), "user_id"), dry_run=True)
             elif action == "add_site":
@@ -183,6 +195,10 @@ def undo(req: func.HttpRequest) -> func.HttpResponse:
         dry_run = _flag(data, "dry_run")
         job_id = inputs.job_id(req.route_params.get("job_id"))
         with common.engine(common.manual_trigger(req, correlation)) as engine:
+            if dry_run and not engine.fits_one_request(job_id):  # a long read: the queue runs it
+                job = jobs.start_undo_preview(engine, job_id, common.send,
+                                              trigger=common.manual_trigger(req, correlation))
+                return _accepted(req, job, undo_of=job_id, dry_run=True)
             if not dry_run and not engine.fits_one_request(job_id):
                 change = engine.register_undo(job_id)
                 try:

@@ -4,7 +4,10 @@ Messages are plain JSON (host.json sets ``messageEncoding: none``):
 ``{"type": "prepare", "job": ID}`` starts the job's lanes (``WPMSYNC_MAX_PARALLEL_BATCHES``):
 one ``{"type": "batch", "job": ID, "seq": N, "lanes": L}`` for the first pending batch of each
 lane (seq mod L), a batch being the job's sites × one user-id range; each batch, once done,
-queues the next batch of its lane. So the queue holds about as many messages as may write. ``{"type": "undo", "job": ID, "undo": ID}``
+queues the next batch of its lane. So the queue holds about as many messages as may write.
+``{"type": "undo_preview", "job": ID, "of": ID, "from_user": N}`` previews one range of an
+undo too large for one request, for the preview job ``job``, and queues the next.
+``{"type": "undo", "job": ID, "undo": ID}``
 (with ``from_user``) undoes one user-id range of a change and queues the next one while ranges
 remain (a redelivered one finds its range already undone). A message that fails is retried by the
 host; after ``maxDequeueCount`` tries it lands in the poison queue, where the job is marked
@@ -41,7 +44,7 @@ log = logging.getLogger("wpmsync.batches")
 MAX_SEQ = 2**31 - 1   # job_batches.seq is an INT
 MAX_LANES = 64        # WPMSYNC_MAX_PARALLEL_BATCHES' upper bound
 FIELDS = {"prepare": ("type", "job"), "batch": ("type", "job", "seq", "lanes"),
-          "undo": ("type", "job", "undo", "from_user")}
+          "undo": ("type", "job", "undo", "from_user"), "undo_preview": ("type", "job", "of", "from_user")}
 
 
 def parse_message(body: bytes) -> dict[str, Any]:
@@ -63,8 +66,11 @@ def parse_message(body: bytes) -> dict[str, Any]:
             message["lanes"] = lanes
     elif kind == "undo":
         message["undo"] = inputs.job_id(data.get("undo"), "message.undo")
+    if kind in ("undo", "undo_preview"):
         message["from_user"] = inputs.optional(data, "from_user", inputs.whole_number, 0, "message.from_user",
                                                0, inputs.MAX_ID)
+    if kind == "undo_preview":
+        message["of"] = inputs.job_id(data.get("of"), "message.of")
     return message
 
 
@@ -109,6 +115,9 @@ def run_batch(msg: func.QueueMessage) -> None:
 def _write(data: dict[str, Any], msg: func.QueueMessage) -> None:
     """A batch or an undo step, on an engine that holds a writer slot."""
     with common.writer() as engine:
+        if data["type"] == "undo_preview":
+            jobs.handle_undo_preview(engine, data["job"], data["of"], data["from_user"], common.send)
+            return
         if data["type"] == "undo":
             _undo_step(engine, data["job"], data["undo"], data["from_user"])
             return
@@ -151,7 +160,8 @@ def poisoned_batch(msg: func.QueueMessage) -> None:
             "job_id": data["undo"], "undo_of": data["job"], "dequeue_count": msg.dequeue_count})
         return
     seq = data.get("seq")
-    what = f"batch {seq}" if seq is not None else "preparing the job"
+    what = f"batch {seq}" if seq is not None else \
+        "previewing the undo" if data["type"] == "undo_preview" else "preparing the job"
     reason = f"{what} failed after every retry (dequeued {msg.dequeue_count} times)"
     try:
         with common.engine() as engine:

@@ -73,7 +73,8 @@ def held_messages() -> list[tuple[dict, QueueMessage]]:
 
 # ---------------------------------------------------------------- 1. late batches of an undone job
 
-def test_late_batches_of_a_failed_job_write_nothing_after_its_undo(app, caplog):
+def test_late_batches_of_a_failed_job_write_nothing_after_its_undo(app, caplog, monkeypatch):
+    monkeypatch.setenv("WPMSYNC_MAX_PARALLEL_BATCHES", "64")  # one lane per batch: all queued at once
     before = app.usermeta_checksum()
     status, body = answer(call(actions.sync, http("POST", "sync", {})))
     assert status == 202
@@ -278,8 +279,10 @@ def _sync_everyone(app) -> None:
 
 
 def role_report(app) -> dict[str, Any]:
-    """What the timer reports (the job it leaves behind keeps its findings)."""
-    call(reconcile.reconcile_drift, TimerRequest(past_due=False))
+    """What the full timer reports (the job it leaves behind keeps its findings): a role change
+    updates a row in place, which only the full pass reads; the incremental passes repeat its
+    report with its time."""
+    call(reconcile.reconcile_full, TimerRequest(past_due=False))
     (job_id,), = app.query("SELECT id FROM {p}wpmsync_jobs WHERE kind = 'reconcile' ORDER BY created_at DESC LIMIT 1")
     report = job_status(job_id)["result"]["role_differences"]
     assert report["users"] == len(report["user_ids"])  # this network is small: all of them shown

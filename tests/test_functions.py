@@ -215,9 +215,13 @@ def test_a_large_undo_goes_through_the_queue_range_by_range(app):
     status, body = answer(call(actions.sync, http("POST", "sync", {})))
     drain()
     synced = app.usermeta_checksum()
-    status, preview = answer(call(actions.undo, http("POST", "jobs/x/undo", {"dry_run": True},
-                                                     params={"job_id": body["job_id"]})))
-    assert status == 200 and preview["restored"] == len(synced) - len(before) and app.usermeta_checksum() == synced
+    status, queued_preview = answer(call(actions.undo, http("POST", "jobs/x/undo", {"dry_run": True},
+                                                            params={"job_id": body["job_id"]})))
+    assert status == 202 and queued_preview["kind"] == "undo_preview"  # over one batch: the queue previews it
+    drain()
+    preview = answer(call(actions.job_status, http("GET", "jobs/x", params={"job_id": queued_preview["job_id"]})))[1]
+    assert preview["state"] == "done" and preview["result"]["preview"]["restored"] == len(synced) - len(before)
+    assert app.usermeta_checksum() == synced
     status, queued = answer(call(actions.undo, http("POST", "jobs/x/undo", {}, params={"job_id": body["job_id"]})))
     assert status == 202 and queued["status"] == "queued" and queued["undo_of"] == body["job_id"]
     (text, raw), = common.queue().receive(max_messages=1, visibility_timeout=30)
@@ -276,14 +280,18 @@ def test_manual_action_errors(app):
 
 def test_real_fault_is_500_with_a_correlation_id_and_no_traceback(app):
     app.query("ALTER TABLE {p}usermeta CHANGE meta_value meta_value_gone LONGTEXT")
-    status, body = answer(call(actions.plan, http("POST", "plan", {}, headers={"x-correlation-id": "corr-123"})))
+    status, body = answer(call(actions.plan, http("POST", "plan", {"action": "add_user", "user_id": app.ids["user2"]},
+                                                  headers={"x-correlation-id": "corr-123"})))
     assert status == 500 and body == {"error": "database error; see the logs", "correlation_id": "corr-123"}
 
 
 def test_plan_and_settings_endpoints(app):
     snapshot = app.usermeta_checksum()
-    status, plan = answer(call(actions.plan, http("POST", "plan", {"blog_ids": [app.ids["site_club"]]})))
-    assert status == 200 and plan["dry_run"] and plan["added"] == 9
+    status, queued = answer(call(actions.plan, http("POST", "plan", {"blog_ids": [app.ids["site_club"]]})))
+    assert status == 202 and queued["kind"] == "plan"  # more users than one batch of 3: a queued plan
+    drain()
+    plan = answer(call(actions.job_status, http("GET", "jobs/x", params={"job_id": queued["job_id"]})))[1]["result"]["plan"]
+    assert plan["dry_run"] and plan["added"] == 9
     status, plan = answer(call(actions.plan, http("POST", "plan", {"action": "add_user", "user_id": app.ids["user2"]})))
     assert plan["added"] == 6 and app.usermeta_checksum() == snapshot
     assert answer(call(actions.settings, http("GET", "settings")))[1]["settings"]["new_site"] is False

@@ -223,3 +223,66 @@ def test_a_connection_lost_under_a_request_is_a_503_without_details(app, monkeyp
     monkeypatch.setattr(Engine, "settings", lost)
     status, body = answer(call(actions.settings, http("GET", "settings")))
     assert status == 503 and "db.internal" not in json.dumps(body) and body["correlation_id"]
+
+
+def _status(job_id: str) -> dict:
+    return answer(call(actions.job_status, http("GET", "jobs/x", params={"job_id": job_id})))[1]
+
+
+def test_a_plan_over_more_than_one_batch_is_a_queued_job_with_progress(app, templates):
+    """The plan of a sync of every site (more users than one batch here): 202 and a job; its
+    batches preview their ranges (parallel, in lanes) and its result adds up to what WordPress's
+    own loop then adds, site by site. Nothing is written, and a sync may run beside it."""
+    twin = _copy(templates, "wp")
+    try:
+        before = app.usermeta_checksum()
+        status, body = answer(call(actions.plan, http("POST", "plan", {})))
+        assert status == 202 and body["kind"] == "plan" and body["batches"] > 1
+        assert _status(body["job_id"])["result"]["plan"]["added"] == 0
+        run(receive_all()[0])  # prepare: the lanes start
+        first = receive_all()
+        run(first[0])
+        partial = _status(body["job_id"])
+        assert partial["batches"]["done"] == 1 and partial["state"] == "running"  # progress shows
+        for message in first[1:]:
+            run(message)
+        drain()
+        done = _status(body["job_id"])
+        assert done["state"] == "done" and done["batches"]["done"] == done["batches"]["total"] == body["batches"]
+        assert app.usermeta_checksum() == before  # a plan writes nothing
+        # the oracle: WordPress's loop on the twin, per site
+        rows_before = twin.membership_rows()
+        added = twin.wp.sync_like_plugin(network_id=1, user_ids=network1_users(twin))
+        assert done["result"]["plan"]["added"] == added
+        new_caps = [key for key in (set(twin.membership_rows()) - set(rows_before)) if key[1].endswith("capabilities")]
+        per_site: dict[str, int] = {}
+        for _, key, _ in new_caps:
+            blog = key[len("wp_"):-len("_capabilities")].rstrip("_") or str(app.ids.get("main", 1))
+            per_site[blog] = per_site.get(blog, 0) + 1
+        assert {b: v["added"] for b, v in done["result"]["plan"]["sites"].items() if v["added"]} == per_site
+        # a plan job holds no site: a sync starts beside it
+        status, sync = answer(call(actions.sync, http("POST", "sync", {})))
+        assert status == 202
+    finally:
+        drop_database(twin.db)
+
+
+def test_an_undo_preview_over_more_than_one_batch_is_a_queued_job(app):
+    before = app.usermeta_checksum()
+    status, sync = answer(call(actions.sync, http("POST", "sync", {})))
+    drain()
+    synced = app.usermeta_checksum()
+    status, body = answer(call(actions.undo, http("POST", "jobs/x/undo", {"dry_run": True},
+                                                  params={"job_id": sync["job_id"]})))
+    assert status == 202 and body["kind"] == "undo_preview" and body["undo_of"] == sync["job_id"] and body["dry_run"]
+    (message,) = receive_all()
+    run(message)
+    partial = _status(body["job_id"])["result"]
+    assert partial["next_user"] is not None and 0 < partial["preview"]["restored"] < len(synced) - len(before)
+    run(message)  # a copy of a step already handled adds nothing
+    assert _status(body["job_id"])["result"]["preview"]["restored"] == partial["preview"]["restored"]
+    drain()
+    done = _status(body["job_id"])
+    # the oracle: the rows the sync added to WordPress's usermeta, which the undo would take back
+    assert done["state"] == "done" and done["result"]["preview"]["restored"] == len(synced) - len(before)
+    assert app.usermeta_checksum() == synced  # a preview writes nothing

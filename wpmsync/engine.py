@@ -118,6 +118,11 @@ class Engine:
         per_batch = memberships.users_per_batch(self.config.batch_size, sites)
         return memberships.user_ranges(self.conn, self.network, per_batch)
 
+    def more_than_one_batch(self, blog_ids: list[int]) -> bool:
+        """Whether a sync (or its plan) of these sites spans more than one batch: then it runs
+        through the queue, not inside an HTTP request."""
+        return len(self.user_ranges(len(blog_ids))) > 1
+
     def run_batch(self, batch: Batch, site_roles: dict[int, SiteRoles] | None = None,
                   record: Callable[[Any, Outcome, int, int | None], None] | None = None,
                   change: Change | None = None,

@@ -32,6 +32,11 @@ from .journal import Change
 from .memberships import Batch, Outcome
 from .schema import Network
 
+# Previews too large for one HTTP request, run by the queue like syncs: a plan (what a sync
+# would add, batch by batch) and an undo preview (range by range). They write nothing of
+# WordPress's, so they neither wait for a sync of their sites nor hold one back.
+PLAN, UNDO_PREVIEW = "plan", "undo_preview"
+PREVIEW_KINDS = (PLAN, UNDO_PREVIEW)
 STALE_MINUTES = 60  # a job with no batch finished for this long no longer blocks new ones
 SKIPPED_KEPT = 50   # per batch: the first skip reasons are kept, the rest counted
 
@@ -131,7 +136,7 @@ def create(conn: Any, network: Network, kind: str, blog_ids: list[int], ranges: 
     t = network.tables
     job = Job(uuid.uuid4().hex, kind, sorted(blog_ids), force, len(ranges) if blog_ids else 0)
     with named_locks(conn, network.config, ["jobs"]):
-        busy = active_jobs(conn, network, job.blog_ids)
+        busy = [] if kind in PREVIEW_KINDS else active_jobs(conn, network, job.blog_ids)
         if busy:
             other, sites = busy[0]
             raise Conflict(f"job {other} is still syncing site(s) {', '.join(map(str, sites[:10]))}; "
@@ -143,7 +148,7 @@ def create(conn: Any, network: Network, kind: str, blog_ids: list[int], ranges: 
                 (job.id, network.config.network_id, kind, json.dumps(job.blog_ids), int(force),
                  trigger, json.dumps(result) if result is not None else None),
             )
-            if blog_ids and ranges:  # registered now, so parallel batches journal without waiting
+            if blog_ids and ranges and kind not in PREVIEW_KINDS:  # registered now, so parallel batches journal without waiting
                 journal.open_change(cur, network, Change(job.id, f"{kind} ({trigger or 'api'})"))
             rows = [(job.id, seq, lo, hi) for seq, (lo, hi) in enumerate(ranges)] if blog_ids else []
             for start in range(0, len(rows), 500):
@@ -164,12 +169,12 @@ def active_jobs(conn: Any, network: Network, blog_ids: Iterable[int] | None = No
     with conn.cursor() as cur:
         cur.execute(
             f"SELECT j.id, j.blog_ids FROM {t.own_table('jobs')} j WHERE j.network_id = %s "
-            "AND j.state IN ('queued', 'running') AND (j.state = 'queued' OR EXISTS (SELECT 1 FROM "
+            f"AND j.kind NOT IN ({', '.join(['%s'] * len(PREVIEW_KINDS))}) AND j.state IN ('queued', 'running') AND (j.state = 'queued' OR EXISTS (SELECT 1 FROM "
             f"{t.own_table('job_batches')} b WHERE b.job_id = j.id AND b.state = 'pending')) "
             "AND GREATEST(j.created_at, COALESCE(j.started_at, j.created_at), COALESCE((SELECT MAX(b.finished_at) "
             f"FROM {t.own_table('job_batches')} b WHERE b.job_id = j.id), j.created_at)) "
             "> NOW(6) - INTERVAL %s MINUTE ORDER BY j.created_at",
-            (network.config.network_id, STALE_MINUTES),
+            (network.config.network_id, *PREVIEW_KINDS, STALE_MINUTES),
         )
         rows = cur.fetchall()
     wanted = None if blog_ids is None else set(blog_ids)
@@ -289,21 +294,22 @@ def mark_running(conn: Any, network: Network, job_id: str) -> None:
                     "WHERE id = %s AND state = 'queued'", (job_id,))
 
 
-def batch_of(conn: Any, network: Network, job_id: str, seq: int) -> tuple[Batch, str] | None:
-    """The batch a message names, and its state; None when the job is gone (uninstalled)."""
+def batch_of(conn: Any, network: Network, job_id: str, seq: int) -> tuple[Batch, str, str] | None:
+    """The batch a message names, its state and its job's kind; None when the job is gone
+    (uninstalled)."""
     ensure_tables(conn, network)
     t = network.tables
     with conn.cursor() as cur:
         cur.execute(
-            f"SELECT j.blog_ids, b.first_user, b.last_user, b.state, j.force_add FROM {t.own_table('job_batches')} b "
+            f"SELECT j.blog_ids, b.first_user, b.last_user, b.state, j.force_add, j.kind FROM {t.own_table('job_batches')} b "
             f"JOIN {t.own_table('jobs')} j ON j.id = b.job_id WHERE b.job_id = %s AND b.seq = %s",
             (job_id, seq),
         )
         row = cur.fetchone()
     if row is None:
         return None
-    blog_ids, lo, hi, state, force = row
-    return Batch(tuple(json.loads(blog_ids)), int(lo), int(hi), bool(force)), state
+    blog_ids, lo, hi, state, force, kind = row
+    return Batch(tuple(json.loads(blog_ids)), int(lo), int(hi), bool(force)), state, kind
 
 
 def recorder(network: Network, job_id: str, seq: int):
@@ -510,7 +516,9 @@ def handle_batch(engine: Any, job_id: str, seq: int,
     found = batch_of(engine.conn, engine.network, job_id, seq)
     if found is None or found[1] != "pending":
         return None
-    batch, _ = found
+    batch, _, kind = found
+    if kind == PLAN:
+        return _plan_batch(engine, job_id, seq, batch)
     try:  # each step's commit is followed by WordPress's cache cleaning for its users
         return engine.run_batch(batch, record=recorder(engine.network, job_id, seq),
                                 change=Change(job_id, "job"), after_step=notify)
@@ -519,3 +527,83 @@ def handle_batch(engine: Any, job_id: str, seq: int,
     except Exception as exc:
         record_attempt_error(engine.conn, engine.network, job_id, seq, f"{type(exc).__name__}: {exc}")
         raise
+
+
+# ---------------------------------------------------------------- previews through the queue
+
+def start_plan(engine: Any, blog_ids: list[int], send: Any, *, force: bool = False,
+               trigger: str | None = None) -> Job:
+    """A plan of a sync too large for one request: a job of kind ``plan`` whose batches
+    preview their user range each; the status's ``result.plan`` grows as they finish."""
+    return start(engine, PLAN, blog_ids, send, force=force, trigger=trigger,
+                 result={"plan": Outcome(dry_run=True).to_dict()})
+
+
+def _plan_batch(engine: Any, job_id: str, seq: int, batch: Batch) -> Outcome | None:
+    """One batch of a plan: what a sync of its range would add (``memberships.preview``),
+    added to the job's ``result.plan`` in the same transaction that marks the batch done (the
+    job's row locked, so parallel batches add up; a second copy finds the batch done)."""
+    from .memberships import preview
+
+    part = preview(engine.conn, engine.network, batch.blog_ids, [(batch.first_user, batch.last_user)],
+                   force=batch.force)
+    t = engine.network.tables
+    with transaction(engine.conn) as cur:
+        if not cur.execute(f"UPDATE {t.own_table('job_batches')} SET state = 'done', attempts = attempts + 1, "
+                           "added = %s, finished_at = NOW(6) WHERE job_id = %s AND seq = %s AND state = 'pending'",
+                           (part.added, job_id, seq)):
+            return None
+        cur.execute(f"SELECT result FROM {t.own_table('jobs')} WHERE id = %s FOR UPDATE", (job_id,))
+        (raw,) = cur.fetchone()
+        plan = Outcome.from_dict(json.loads(raw)["plan"]).merge(part)
+        plan.skipped = plan.skipped[:SKIPPED_KEPT]
+        cur.execute(f"UPDATE {t.own_table('jobs')} SET result = %s WHERE id = %s",
+                    (json.dumps({"plan": plan.to_dict()}), job_id))
+    return part
+
+
+def start_undo_preview(engine: Any, of: str, send: Any, *, trigger: str | None = None) -> Job:
+    """A preview of an undo too large for one request: a job of kind ``undo_preview`` whose
+    queue messages preview one user-id range each (``handle_undo_preview``); the status's
+    ``result.preview`` grows as they run."""
+    from .journal import UndoOutcome
+
+    empty = UndoOutcome(job_id=None, undo_of=of, dry_run=True).to_dict()
+    job = create(engine.conn, engine.network, UNDO_PREVIEW, [], [], trigger=trigger,
+                 result={"undo_of": of, "next_user": 0, "preview": empty})
+    try:
+        send([{"type": "undo_preview", "job": job.id, "of": of, "from_user": 0}])
+    except Exception as exc:
+        fail(engine.conn, engine.network, job.id, None, f"could not queue the job: {type(exc).__name__}")
+        raise QueueUnreachable(f"job {job.id}: the queue refused its first message: {type(exc).__name__}: {exc}") from exc
+    return job
+
+
+def handle_undo_preview(engine: Any, job_id: str, of: str, from_user: int, send: Any) -> None:
+    """One range of an undo preview, added to the job's result, then the message for the next
+    range (or the job finishes). A step whose range is not the one the job waits for (a copy
+    of a message already handled) adds nothing."""
+    from .journal import UndoOutcome
+
+    t = engine.network.tables
+    with engine.conn.cursor() as cur:
+        reason = stopped(cur, engine.network, job_id)
+    if reason is not None:
+        raise Dropped(reason)
+    mark_running(engine.conn, engine.network, job_id)
+    part = engine.undo(of, dry_run=True, from_user=from_user, max_ranges=1)
+    with transaction(engine.conn) as cur:
+        cur.execute(f"SELECT result FROM {t.own_table('jobs')} WHERE id = %s FOR UPDATE", (job_id,))
+        result = json.loads(cur.fetchone()[0])
+        if result["next_user"] != from_user:
+            raise Dropped(f"undo preview {job_id}: the range from user {from_user} was previewed already")
+        preview = UndoOutcome.from_dict(result["preview"])
+        sample = preview.skipped
+        preview.merge(part)
+        preview.skipped = (sample + part.skipped)[:SKIPPED_KEPT]
+        result.update(next_user=part.next_user, preview=preview.to_dict())
+        cur.execute(f"UPDATE {t.own_table('jobs')} SET result = %s WHERE id = %s", (json.dumps(result), job_id))
+    if part.next_user is None:
+        finish_inline(engine.conn, engine.network, job_id)
+    else:
+        send([{"type": "undo_preview", "job": job_id, "of": of, "from_user": part.next_user}])

@@ -278,6 +278,13 @@ class UndoOutcome:
         self.touched_sites |= part.touched_sites
         self.touched_roles |= part.touched_roles
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "UndoOutcome":
+        """Back from ``to_dict`` (a queued undo preview keeps its running total as JSON)."""
+        return cls(job_id=data["job_id"], undo_of=data["undo_of"], dry_run=data["dry_run"],
+                   restored=data["restored"], conflicts=data["conflicts"],
+                   sites={int(k): v for k, v in data["sites"].items()}, skipped=list(data["skipped"]))
+
     def to_dict(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "undo_of": self.undo_of, "dry_run": self.dry_run,
                 "remaining": self.next_user is not None,

@@ -102,6 +102,14 @@ class Outcome:
         self.skipped.extend(s for s in other.skipped if s not in self.skipped)
         return self
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Outcome":
+        """Back from ``to_dict`` (a queued plan keeps its running total as JSON)."""
+        return cls(dry_run=data["dry_run"], job_id=data["job_id"], added=data["added"],
+                   roles_set=data["roles_set"], primary_blogs=data["primary_blogs"],
+                   removals_cleared=data["removals_cleared"],
+                   sites={int(k): v for k, v in data["sites"].items()}, skipped=list(data["skipped"]))
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         del data["touched_users"], data["touched_sites"], data["touched_roles"]
@@ -369,8 +377,10 @@ def sites_missing_members(conn: Any, network: Network, blog_ids: Iterable[int],
                           ranges: list[tuple[int, int]],
                           each_range: Callable[[], None] = lambda: None) -> list[int]:
     """Sites where at least one user should be a member and is not (respecting removals).
-    A few statements per user range, however many sites; it still reads every membership row
-    once. ``each_range`` runs after each range (the timer renews its lease there)."""
+    A few statements per user range, however many sites; it reads the rows of the ranges' users
+    once: every membership row for the full pass's ranges, only the changed users' (and their
+    near neighbours') for the incremental pass's tight ones (``reconcile.tight_ranges``).
+    ``each_range`` runs after each range (the timer renews its lease there)."""
     outcome = Outcome(dry_run=True)
     targets = _load_targets(conn, network, blog_ids, outcome)
     drifted: set[int] = set()
