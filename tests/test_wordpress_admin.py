@@ -357,6 +357,18 @@ def test_journal_large_undo_is_queued(wp):
     assert 'id="wpmsync-journal-reload"' in html and 'id="wpmsync-outcome"' not in html
 
 
+def test_journal_large_undo_preview_is_a_background_job(wp):
+    wp.configure(responses={
+        f"POST jobs/{CHANGE}/undo": {"status": 202, "body": {"job_id": "e" * 32, "kind": "undo_preview",
+                                                             "undo_of": CHANGE, "dry_run": True, "status": "queued"}},
+        "GET journal": {"status": 200, "body": JOURNAL}})
+    html = screen(wp, "journal", nonce=f"wpmsync_undo_{CHANGE}", post={"wpmsync_job_id": CHANGE,
+                                                                      "wpmsync_action": "preview_undo"})
+    assert f"The preview of undoing {CHANGE} is too large for one request" in html and f"as job {'e' * 32}" in html
+    assert "queued (" not in html and 'id="wpmsync-outcome"' not in html  # not taken for the undo itself
+    assert sent(wp, "POST") == [("POST", f"jobs/{CHANGE}/undo", {"dry_run": True})]
+
+
 @pytest.mark.parametrize("status,error", [(404, "unknown job"), (409, "that job is still running")])
 def test_journal_undo_errors_are_shown(wp, status, error):
     wp.configure(responses={f"POST jobs/{CHANGE}/undo": {"status": status, "body": {"error": error}},

@@ -67,6 +67,19 @@ final class Wpmsync_Journal_Screen extends Wpmsync_Screen {
 			$this->notices->add( 'error', $answer->get_error_message() );
 			return;
 		}
+		if ( 202 === $answer['status'] && $dry_run ) {
+			// A preview over more rows than one batch: the functions prepare it through their queue.
+			$this->notices->add(
+				'info',
+				sprintf(
+					/* translators: 1: change id, 2: id of the preview job. */
+					__( 'The preview of undoing %1$s is too large for one request: the sync service prepares it in the background as job %2$s. Nothing is changed; its result appears in that job\'s status.', 'wpmsync' ),
+					$job_id,
+					isset( $answer['data']['job_id'] ) && is_scalar( $answer['data']['job_id'] ) ? (string) $answer['data']['job_id'] : '?'
+				)
+			);
+			return;
+		}
 		if ( 202 === $answer['status'] ) {
 			// More rows than one batch: the functions undo it through their queue, range by range.
 			$this->queued = true;
