@@ -549,9 +549,10 @@ def _plan_batch(engine: Any, job_id: str, seq: int, batch: Batch) -> Outcome | N
                    force=batch.force)
     t = engine.network.tables
     with transaction(engine.conn) as cur:
+        # (``added`` stays 0: a plan adds nothing; what it would add is in the result)
         if not cur.execute(f"UPDATE {t.own_table('job_batches')} SET state = 'done', attempts = attempts + 1, "
-                           "added = %s, finished_at = NOW(6) WHERE job_id = %s AND seq = %s AND state = 'pending'",
-                           (part.added, job_id, seq)):
+                           "finished_at = NOW(6) WHERE job_id = %s AND seq = %s AND state = 'pending'",
+                           (job_id, seq)):
             return None
         cur.execute(f"SELECT result FROM {t.own_table('jobs')} WHERE id = %s FOR UPDATE", (job_id,))
         (raw,) = cur.fetchone()
