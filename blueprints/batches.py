@@ -103,7 +103,8 @@ def run_batch(msg: func.QueueMessage) -> None:
             return
         # A writer: it holds a slot, and a connection lost under it is tried again (the work
         # resumes where its last commit left it).
-        db.retry_connection_loss(lambda: _write(data, msg), f"{data['type']} of job {data['job']}")
+        tries = iter(range(1, 100))
+        db.retry_connection_loss(lambda: _write(data, msg, next(tries) > 1), f"{data['type']} of job {data['job']}")
     except throttle.NoSlot as exc:  # back to the queue, later: not a failed try
         common.send([data], throttle.slot_delay())
         log.info("batch waits for a writer slot: %s", exc, extra={
@@ -112,8 +113,9 @@ def run_batch(msg: func.QueueMessage) -> None:
         _dropped(msg, data, str(exc))
 
 
-def _write(data: dict[str, Any], msg: func.QueueMessage) -> None:
-    """A batch or an undo step, on an engine that holds a writer slot."""
+def _write(data: dict[str, Any], msg: func.QueueMessage, retried: bool) -> None:
+    """A batch or an undo step, on an engine that holds a writer slot (``retried``: a try
+    after the connection was lost under an earlier one)."""
     with common.writer() as engine:
         if data["type"] == "undo_preview":
             jobs.handle_undo_preview(engine, data["job"], data["of"], data["from_user"], common.send)
@@ -125,7 +127,7 @@ def _write(data: dict[str, Any], msg: func.QueueMessage) -> None:
         # The lane goes on: this copy finished the batch, or it is a retry of one that may
         # have stopped between the batch's commit and this send.
         following = None
-        if "lanes" in data and (outcome is not None or msg.dequeue_count > 1):
+        if "lanes" in data and (outcome is not None or retried or msg.dequeue_count > 1):
             following = jobs.successor(engine.conn, engine.network, data["job"], data["seq"], data["lanes"])
     if following is not None:
         common.send([following])

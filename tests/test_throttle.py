@@ -14,10 +14,14 @@ from azure.functions.queue import QueueMessage
 from blueprints import actions, batches, common
 from conftest import _copy, network1_users
 from test_differential import assert_same_rows
-from test_functions import SECRET, answer, app, call, drain, http  # noqa: F401  (app: a fixture)
+import test_functions
+from test_functions import answer, call, drain, http
 from wpfixture import drop_database
 from wpmsync import Config, Engine, db, jobs, throttle
 from wpmsync.errors import Unreachable
+
+
+app = test_functions.app  # the fixture: the app on a fresh network copy and a fresh queue
 
 
 @pytest.fixture(autouse=True)
