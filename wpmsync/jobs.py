@@ -148,7 +148,8 @@ def create(conn: Any, network: Network, kind: str, blog_ids: list[int], ranges: 
                 (job.id, network.config.network_id, kind, json.dumps(job.blog_ids), int(force),
                  trigger, json.dumps(result) if result is not None else None),
             )
-            if blog_ids and ranges and kind not in PREVIEW_KINDS:  # registered now, so parallel batches journal without waiting
+            # registered now, so parallel batches journal without waiting (a preview writes none)
+            if blog_ids and ranges and kind not in PREVIEW_KINDS:
                 journal.open_change(cur, network, Change(job.id, f"{kind} ({trigger or 'api'})"))
             rows = [(job.id, seq, lo, hi) for seq, (lo, hi) in enumerate(ranges)] if blog_ids else []
             for start in range(0, len(rows), 500):
@@ -169,7 +170,8 @@ def active_jobs(conn: Any, network: Network, blog_ids: Iterable[int] | None = No
     with conn.cursor() as cur:
         cur.execute(
             f"SELECT j.id, j.blog_ids FROM {t.own_table('jobs')} j WHERE j.network_id = %s "
-            f"AND j.kind NOT IN ({', '.join(['%s'] * len(PREVIEW_KINDS))}) AND j.state IN ('queued', 'running') AND (j.state = 'queued' OR EXISTS (SELECT 1 FROM "
+            f"AND j.kind NOT IN ({', '.join(['%s'] * len(PREVIEW_KINDS))}) "
+            "AND j.state IN ('queued', 'running') AND (j.state = 'queued' OR EXISTS (SELECT 1 FROM "
             f"{t.own_table('job_batches')} b WHERE b.job_id = j.id AND b.state = 'pending')) "
             "AND GREATEST(j.created_at, COALESCE(j.started_at, j.created_at), COALESCE((SELECT MAX(b.finished_at) "
             f"FROM {t.own_table('job_batches')} b WHERE b.job_id = j.id), j.created_at)) "
