@@ -18,11 +18,12 @@ def test_the_app_indexes_every_function():
     names = {f.get_function_name(): f for f in function_app.app.get_functions()}
     assert set(names) == {"hook", "sync", "site_sync", "plan", "settings", "network_options", "unsync", "users_sync",
                           "job_status", "undo", "journal", "health",
-                          "run_batch", "poisoned_batch", "reconcile_drift"}
+                          "run_batch", "poisoned_batch", "reconcile_drift", "reconcile_full"}
     from wpfixture.local_host import LocalFunctions
     assert set(LocalFunctions("secret").functions) == set(names)  # the local runner serves them all
     bindings = {n: [b.type for b in f.get_bindings()] for n, f in names.items()}
     assert "queueTrigger" in bindings["run_batch"] and "timerTrigger" in bindings["reconcile_drift"]
+    assert "timerTrigger" in bindings["reconcile_full"]
 
 
 def test_health_reports_the_network_and_no_secret(net, monkeypatch):

@@ -18,13 +18,15 @@ journaled under one change, so ``undo`` puts the rows back, and it is done per u
 transaction that holds the user (``db.write_users``), re-reading the rows there: a row that
 WordPress completed meanwhile is left alone.
 
-Finding them reads the membership rows of the live sites once (two set-based queries); the
+Finding them reads the membership rows of the live sites once (two set-based queries), or,
+for the incremental reconcile, only the rows of the users that changed since its last pass; the
 repairs are per user, as they are few.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable, Collection
+from typing import Any
 
 from . import db, journal, phpserial
 from .errors import BrokenOption
@@ -34,6 +36,7 @@ from .schema import Network
 
 GLOBAL_KEYS = ("primary_blog", "source_domain")
 REPORTED = 20  # user ids named in the report
+USERS_PER_READ = 500  # users per IN list when the search is limited to some users
 CAPS_SUFFIX, LEVEL_SUFFIX = "capabilities", "user_level"
 
 
@@ -46,40 +49,53 @@ def _keys(network: Network, blog_ids: list[int]) -> dict[str, int]:
     return keys
 
 
-def find(conn: Any, network: Network, blog_ids: list[int]) -> set[int]:
-    """Users with a duplicate or a half membership on these (live) sites."""
+def find(conn: Any, network: Network, blog_ids: list[int], users: Collection[int] | None = None) -> set[int]:
+    """Users with a duplicate or a half membership on these (live) sites: among every user
+    (``users`` None: the rows of every membership key, read once), or among ``users`` only (the
+    incremental reconcile's changed users: their own rows, read through the ``user_id`` index,
+    a chunk of users at a time, so it costs what they hold, not the table)."""
     keys = _keys(network, blog_ids)
-    if not blog_ids:
+    if not blog_ids or (users is not None and not users):
         return set()
     um = network.tables.usermeta
     marks = ", ".join(["%s"] * len(keys))
     caps = [network.tables.cap_key(b) for b in blog_ids]
     levels = [network.tables.level_key(b) for b in blog_ids]
-    users: set[int] = set()
+    membership = caps + levels
+    ordered = sorted(set(users)) if users is not None else []
+    chunks: list[list[int] | None] = [None] if users is None else \
+        [ordered[i:i + USERS_PER_READ] for i in range(0, len(ordered), USERS_PER_READ)]
+    found: set[int] = set()
     with conn.cursor() as cur:
-        cur.execute(f"SELECT DISTINCT user_id FROM (SELECT user_id FROM {um} WHERE meta_key IN ({marks}) "
-                    "GROUP BY user_id, meta_key HAVING COUNT(*) > 1) d", list(keys))
-        users |= {int(r[0]) for r in cur.fetchall()}
-        # A caps key is its site's prefix + 'capabilities', the level key the same prefix +
-        # 'user_level': grouped by user and prefix, a site with one of the two and not the other
-        # shows (one pass over the membership rows, like the duplicates above).
-        membership = caps + levels
-        cur.execute(
-            "SELECT DISTINCT user_id FROM (SELECT user_id, IF(RIGHT(meta_key, %s) = %s, "
-            "LEFT(meta_key, CHAR_LENGTH(meta_key) - %s), LEFT(meta_key, CHAR_LENGTH(meta_key) - %s)) AS site, "
-            "SUM(RIGHT(meta_key, %s) = %s) AS caps_rows, COUNT(*) AS all_rows "
-            f"FROM {um} WHERE meta_key IN ({', '.join(['%s'] * len(membership))}) GROUP BY user_id, site "
-            "HAVING caps_rows = 0 OR caps_rows = all_rows) h",
-            (len(CAPS_SUFFIX), CAPS_SUFFIX, len(CAPS_SUFFIX), len(LEVEL_SUFFIX), len(CAPS_SUFFIX), CAPS_SUFFIX,
-             *membership))
-        users |= {int(r[0]) for r in cur.fetchall()}
-    return users
+        for chunk in chunks:
+            source, only, some = um, "", []
+            if chunk is not None:
+                source = f"{um} FORCE INDEX (user_id)"
+                only, some = f" AND user_id IN ({', '.join(['%s'] * len(chunk))})", chunk
+            cur.execute(f"SELECT DISTINCT user_id FROM (SELECT user_id FROM {source} WHERE meta_key IN ({marks})"
+                        f"{only} GROUP BY user_id, meta_key HAVING COUNT(*) > 1) d", [*keys, *some])
+            found |= {int(r[0]) for r in cur.fetchall()}
+            # A caps key is its site's prefix + 'capabilities', the level key the same prefix +
+            # 'user_level': grouped by user and prefix, a site with one of the two and not the other
+            # shows (one pass over the membership rows, like the duplicates above).
+            cur.execute(
+                "SELECT DISTINCT user_id FROM (SELECT user_id, IF(RIGHT(meta_key, %s) = %s, "
+                "LEFT(meta_key, CHAR_LENGTH(meta_key) - %s), LEFT(meta_key, CHAR_LENGTH(meta_key) - %s)) AS site, "
+                "SUM(RIGHT(meta_key, %s) = %s) AS caps_rows, COUNT(*) AS all_rows "
+                f"FROM {source} WHERE meta_key IN ({', '.join(['%s'] * len(membership))}){only} GROUP BY user_id, site "
+                "HAVING caps_rows = 0 OR caps_rows = all_rows) h",
+                (len(CAPS_SUFFIX), CAPS_SUFFIX, len(CAPS_SUFFIX), len(LEVEL_SUFFIX), len(CAPS_SUFFIX), CAPS_SUFFIX,
+                 *membership, *some))
+            found |= {int(r[0]) for r in cur.fetchall()}
+    return found
 
 
-def repair(conn: Any, network: Network, blog_ids: list[int], change: Change) -> tuple[dict[str, Any], set[int]]:
-    """Find and repair; returns the report (with the change's id, for undo) and the users whose
-    rows were looked at (for WordPress's cache cleaning)."""
-    users = find(conn, network, blog_ids)
+def repair(conn: Any, network: Network, blog_ids: list[int], change: Change,
+           users: Collection[int] | None = None) -> tuple[dict[str, Any], set[int]]:
+    """Find and repair (among ``users`` only, when given); returns the report (with the
+    change's id, for undo) and the users whose rows were looked at (for WordPress's cache
+    cleaning)."""
+    users = find(conn, network, blog_ids, users)
     report: dict[str, Any] = {"duplicates_deleted": 0, "user_levels_added": 0, "user_levels_deleted": 0,
                               "users": sorted(users)[:REPORTED], "job_id": None}
     if not users:
