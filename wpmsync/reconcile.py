@@ -24,8 +24,9 @@ Two kinds of pass, so the 15-minute timer costs what changed, not the network:
   membership rows above the last highest ``umeta_id``, a range of usermeta's primary key) and at
   the *new sites* (live now, not live then: created, un-archived, un-spammed, un-deleted). The
   changed users are checked against every live site (the same ``_collect`` as a sync, over tight
-  user-id ranges around them) and repaired (their own rows only); the new sites are checked
-  against every user. A network in sync costs a constant few statements, whatever its size.
+  user-id ranges around them) and repaired (their own rows only); the new sites get their sync
+  queued at once (the job reads every user for them, batch by batch, and writes only what is
+  missing). A network in sync costs a constant few statements, whatever its size.
 - **full** (``full=True``, the nightly timer; and whenever the marks cannot be trusted: none yet,
   the switches, options or super admins changed, the job the last pass queued failed, ids went
   back, too many users changed, or a full pass had to skip): every membership row, as before.
@@ -163,7 +164,7 @@ def _incremental_pass(engine: Engine, switches: dict[str, bool], findings: dict[
                       notify: Callable[[Any], Any], renew: Callable[[], None], before: Marks, now: Marks,
                       changed: list[int]) -> list[int]:
     """What changed since ``before``: the changed users against every live site (repaired too),
-    the new sites against every user. Returns the sites missing members."""
+    and the new sites. Returns the sites whose sync is to be queued."""
     conn, network = engine.conn, engine.network
     live = sorted(now.live_sites)
     new_sites = sorted(now.live_sites - before.live_sites)
@@ -178,9 +179,11 @@ def _incremental_pass(engine: Engine, switches: dict[str, bool], findings: dict[
             span = memberships.users_per_batch(network.config.batch_size, len(live))
             drifted |= set(memberships.sites_missing_members(conn, network, live, tight_ranges(changed, span),
                                                              renew))
-        if new_sites:  # every user against the new sites: the same reads as those sites' sync
-            drifted |= set(memberships.sites_missing_members(conn, network, new_sites,
-                                                             engine.user_ranges(len(new_sites)), renew))
+        # Sites live again (or new, with no hook delivered): their sync is queued as it is, not
+        # probed first. A probe would read every user's rows, what the job itself reads, but
+        # inside the timer (5.8 s at 10,000 users); the job reads them batch by batch, capped
+        # and bounded in time, writes only what is missing and respects removals.
+        drifted |= set(new_sites)
         findings["sites_missing_members"] = sorted(drifted)
     if switches["role_sync"]:  # the full pass's report, with its time (see the module's docstring)
         made = before.full_at.isoformat() + "Z" if before.full_at and before.role_report else None
