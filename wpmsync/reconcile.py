@@ -148,7 +148,8 @@ def _full_pass(engine: Engine, switches: dict[str, bool], findings: dict[str, An
     conn, network = engine.conn, engine.network
     findings.update({"pass": "full", "full_because": why})
     live = [s.blog_id for s in network.live_sites()]
-    findings["repaired"], repaired_users = repair.repair(conn, network, live, Change.new("repair (timer)"))
+    findings["repaired"], repaired_users = repair.repair(conn, network, live, Change.new("repair (timer)"),
+                                                         each_chunk=renew)
     if findings["repaired"]["job_id"]:
         notify(Outcome(touched_users=repaired_users))
     drifted: list[int] = []

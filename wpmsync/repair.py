@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection
 from typing import Any
 
-from . import db, journal, phpserial
+from . import db, journal, memberships, phpserial
 from .errors import BrokenOption
 from .journal import USERMETA, Change
 from .roles import SiteRoles, load_site_roles
@@ -49,11 +49,13 @@ def _keys(network: Network, blog_ids: list[int]) -> dict[str, int]:
     return keys
 
 
-def find(conn: Any, network: Network, blog_ids: list[int], users: Collection[int] | None = None) -> set[int]:
+def find(conn: Any, network: Network, blog_ids: list[int], users: Collection[int] | None = None,
+         each_chunk: Callable[[], None] = lambda: None) -> set[int]:
     """Users with a duplicate or a half membership on these (live) sites: among every user
-    (``users`` None: the rows of every membership key, read once), or among ``users`` only (the
-    incremental reconcile's changed users: their own rows, read through the ``user_id`` index,
-    a chunk of users at a time, so it costs what they hold, not the table)."""
+    (``users`` None: every user's rows, a user-id range at a time), or among ``users`` only (the
+    incremental reconcile's changed users: their own rows, so it costs what they hold, not the
+    table). Both read through the ``user_id`` index; ``each_chunk`` runs before each chunk (the
+    timer renews its lease there)."""
     keys = _keys(network, blog_ids)
     if not blog_ids or (users is not None and not users):
         return set()
@@ -62,16 +64,24 @@ def find(conn: Any, network: Network, blog_ids: list[int], users: Collection[int
     caps = [network.tables.cap_key(b) for b in blog_ids]
     levels = [network.tables.level_key(b) for b in blog_ids]
     membership = caps + levels
-    ordered = sorted(set(users)) if users is not None else []
-    chunks: list[list[int] | None] = [None] if users is None else \
-        [ordered[i:i + USERS_PER_READ] for i in range(0, len(ordered), USERS_PER_READ)]
+    # A chunk of users, read through the user_id index: the given users a few hundred at a
+    # time, or every user a batch's user-id range at a time. (One GROUP BY over every
+    # membership key of the table took 150 s on a cold buffer pool at 101 sites x 10,000
+    # users, range by range 27.5 s: the rows of a user sit together in that index.)
+    source = f"{um} FORCE INDEX (user_id)"
+    chunks: list[tuple[str, list[int]]]
+    if users is None:
+        per_range = memberships.users_per_batch(network.config.batch_size, len(blog_ids))
+        chunks = [(" AND user_id BETWEEN %s AND %s", [lo, hi])
+                  for lo, hi in memberships.user_ranges(conn, network, per_range)]
+    else:
+        ordered = sorted(set(users))
+        chunks = [(f" AND user_id IN ({', '.join(['%s'] * len(part))})", part)
+                  for part in (ordered[i:i + USERS_PER_READ] for i in range(0, len(ordered), USERS_PER_READ))]
     found: set[int] = set()
     with conn.cursor() as cur:
-        for chunk in chunks:
-            source, only, some = um, "", []
-            if chunk is not None:
-                source = f"{um} FORCE INDEX (user_id)"
-                only, some = f" AND user_id IN ({', '.join(['%s'] * len(chunk))})", chunk
+        for only, some in chunks:
+            each_chunk()
             cur.execute(f"SELECT DISTINCT user_id FROM (SELECT user_id FROM {source} WHERE meta_key IN ({marks})"
                         f"{only} GROUP BY user_id, meta_key HAVING COUNT(*) > 1) d", [*keys, *some])
             found |= {int(r[0]) for r in cur.fetchall()}
@@ -91,11 +101,12 @@ def find(conn: Any, network: Network, blog_ids: list[int], users: Collection[int
 
 
 def repair(conn: Any, network: Network, blog_ids: list[int], change: Change,
-           users: Collection[int] | None = None) -> tuple[dict[str, Any], set[int]]:
+           users: Collection[int] | None = None,
+           each_chunk: Callable[[], None] = lambda: None) -> tuple[dict[str, Any], set[int]]:
     """Find and repair (among ``users`` only, when given); returns the report (with the
     change's id, for undo) and the users whose rows were looked at (for WordPress's cache
     cleaning)."""
-    users = find(conn, network, blog_ids, users)
+    users = find(conn, network, blog_ids, users, each_chunk)
     report: dict[str, Any] = {"duplicates_deleted": 0, "user_levels_added": 0, "user_levels_deleted": 0,
                               "users": sorted(users)[:REPORTED], "job_id": None}
     if not users:
