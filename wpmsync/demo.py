@@ -98,6 +98,15 @@ DEMO_ENV = ("AzureWebJobsStorage", "WPMSYNC_DB_NAME", "WPMSYNC_TABLE_PREFIX", "W
             "WPMSYNC_BATCH_SIZE")
 
 
+def _preview(app: Any, status: int, body: dict[str, Any], key: str) -> dict[str, Any]:
+    """A preview answered inline (200), or, over one batch, queued as a job (202): then its
+    result, once the queue has run it."""
+    if status != 202:
+        return body
+    app.drain()
+    return app.job(body["job_id"])["result"][key]
+
+
 def _through_functions(config: Config, wp: Any, net: Any, first_site: int, app: Any, say: Any) -> dict[str, Any]:
     """The sync and the three triggers, each through the function a real deployment would run."""
     from blueprints import common
@@ -112,7 +121,7 @@ def _through_functions(config: Config, wp: Any, net: Any, first_site: int, app: 
         before = members_by_site(engine)
 
     app.http("settings", "PATCH", "settings", {"new_user": True, "new_site": True, "role_sync": True})
-    _, plan = app.http("plan", "POST", "plan", {})
+    plan = _preview(app, *app.http("plan", "POST", "plan", {}), "plan")
     say(f"\nPOST /api/plan: {plan['added']} memberships to add on {len(plan['sites'])} sites")
     status, queued = app.http("sync", "POST", "sync", {})
     say(f"POST /api/sync: {status}, job {queued['job_id']} with {queued['batches']} batches")
@@ -122,8 +131,8 @@ def _through_functions(config: Config, wp: Any, net: Any, first_site: int, app: 
     say(f"  queue function ran {delivered} messages in {time.perf_counter() - started:.2f}s; "
         f"GET /api/jobs/{{id}}: {job['state']}, batches {job['batches']['done']}/{job['batches']['total']}, "
         f"{job['memberships_added']} memberships added")
-    _, undo = app.http("undo", "POST", f"jobs/{queued['job_id']}/undo", {"dry_run": True},
-                       params={"job_id": queued["job_id"]})
+    undo = _preview(app, *app.http("undo", "POST", f"jobs/{queued['job_id']}/undo", {"dry_run": True},
+                                   params={"job_id": queued["job_id"]}), "preview")
     say(f"  POST /api/jobs/{{id}}/undo (dry run): the undo journal could put back all {undo['restored']} rows "
         f"it wrote ({undo['conflicts']} changed since); nothing undone")
 
