@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from . import db, journal
+from . import db, journal, watermarks
 from . import outbox as outbox_table
 from .db import named_locks, transaction
 from .errors import Conflict, NotFound, QueueUnreachable
@@ -55,7 +55,7 @@ DDL = [
         started_at DATETIME(6) NULL,
         finished_at DATETIME(6) NULL,
         KEY network_state (network_id, state)
-    ) DEFAULT CHARSET=utf8mb4""",
+    ) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci""",
     """CREATE TABLE IF NOT EXISTS {batches} (
         job_id CHAR(32) NOT NULL,
         seq INT NOT NULL,
@@ -70,7 +70,7 @@ DDL = [
         finished_at DATETIME(6) NULL,
         PRIMARY KEY (job_id, seq),
         KEY job_state (job_id, state)
-    ) DEFAULT CHARSET=utf8mb4""",
+    ) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci""",
     # ascii_bin, as the mu-plugin's outbox has it: an event id is compared byte for byte, so no
     # id replays another that differs in case only (ids are lowercase: inputs.event_id).
     """CREATE TABLE IF NOT EXISTS {events} (
@@ -79,17 +79,17 @@ DDL = [
         received_at DATETIME(6) NOT NULL,
         answer LONGTEXT NULL,
         KEY received (received_at)
-    ) DEFAULT CHARSET=utf8mb4""",
+    ) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci""",
     """CREATE TABLE IF NOT EXISTS {leases} (
         name VARCHAR(64) NOT NULL PRIMARY KEY,
         holder VARCHAR(64) NOT NULL,
         expires_at DATETIME(6) NOT NULL
-    ) DEFAULT CHARSET=utf8mb4""",
+    ) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci""",
 ]
 
 
 def ensure_tables(conn: Any, network: Network) -> None:
-    """All our tables (these, the outbox's and the journal's) exist for this connection: one
+    """All our tables (these, the outbox's, the journal's, the watermarks') exist for this connection: one
     statement reading no row checks them, once per connection (not once per process: an
     ``uninstall`` run by another process drops them under this one), and they are created only
     when one is missing."""
@@ -102,9 +102,10 @@ def ensure_tables(conn: Any, network: Network) -> None:
             cur.execute(ddl.format(**names))
         outbox_table.ensure_table(cur, network)
         journal.create_tables(cur, network)
+        watermarks.create_tables(cur, network)  # batches note their own rows there
 
-    db.ensure_own_tables(conn, [*names.values(), outbox_table.table(network), *journal.own_tables(network)],
-                         create)
+    db.ensure_own_tables(conn, [*names.values(), outbox_table.table(network), *journal.own_tables(network),
+                                watermarks.table(network), watermarks.own_rows_table(network)], create)
 
 
 def forget_tables() -> None:
@@ -437,11 +438,14 @@ def acquire_lease(conn: Any, network: Network, name: str, holder: str, seconds: 
     ensure_tables(conn, network)
     table = network.tables.own_table("leases")
     with transaction(conn) as cur:
+        # The new values repeated as parameters: VALUES() here is deprecated in MySQL (1287) and
+        # MariaDB has no row alias (INSERT ... AS new). Assignments run left to right: the
+        # second sees the holder the first left.
         cur.execute(
             f"INSERT INTO {table} (name, holder, expires_at) VALUES (%s, %s, NOW(6) + INTERVAL %s SECOND) "
-            "ON DUPLICATE KEY UPDATE holder = IF(expires_at < NOW(6) OR holder = VALUES(holder), VALUES(holder), holder), "
-            "expires_at = IF(holder = VALUES(holder), VALUES(expires_at), expires_at)",
-            (name, holder, seconds),
+            "ON DUPLICATE KEY UPDATE holder = IF(expires_at < NOW(6) OR holder = %s, %s, holder), "
+            "expires_at = IF(holder = %s, NOW(6) + INTERVAL %s SECOND, expires_at)",
+            (name, holder, seconds, holder, holder, holder, seconds),
         )
         cur.execute(f"SELECT holder FROM {table} WHERE name = %s", (name,))
         return cur.fetchone()[0] == holder

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 import pymysql.cursors
 
-from . import db, inputs, journal, outbox, removals
+from . import db, inputs, journal, outbox, removals, watermarks
 from .db import transaction
 from .journal import USERMETA, Change
 from .roles import SiteRoles, caps_value, load_site_roles
@@ -37,6 +37,36 @@ KEYS, HAVE, PENDING, PRIMARY = "wpmsync_keys", "wpmsync_have", "wpmsync_pending"
 NEW = "wpmsync_new"  # the rows a batch inserts, gathered first (MySQL reads a temporary table once per query)
 SOURCES = "wpmsync_sources"
 CAPS, LEVEL, PRIMARY_BLOG, SOURCE_DOMAIN, SOURCE_SITE = 1, 2, 3, 4, 5  # kinds of rows in KEYS
+# WordPress 7.1 (``$wp_db_version`` 61833) made ``is_user_member_of_blog()`` require the caps
+# value to be an array; before, any caps row (``''``, ``garbage``) made a member.
+STRICT_MEMBERSHIP_DB_VERSION = 61833
+# ``is_array(get_user_meta(..., true))`` in SQL: what unserializes to a PHP array starts with
+# ``a:<n>:{`` and ends with ``}`` (a value that looks so yet does not unserialize counts too).
+# (Case-sensitive whatever the table's character set: converted, then a binary collation.)
+_IS_ARRAY = ("(CONVERT(LEFT(TRIM({v}), 24) USING utf8mb4) COLLATE utf8mb4_bin REGEXP '^a:[0-9]+:[{{]' "
+             "AND RIGHT(TRIM({v}), 1) = '}}')")
+
+
+def is_array_sql(value: str) -> str:
+    return _IS_ARRAY.format(v=value)
+
+
+def wp_db_version(cur: Any, network: Network) -> int | None:
+    """The main site's ``db_version`` option: the ``$wp_db_version`` of the WordPress code that
+    installed or last upgraded it (None when missing or not a number)."""
+    cur.execute(f"SELECT option_value FROM {network.tables.options(1)} WHERE option_name = 'db_version'")
+    row = cur.fetchone()
+    try:
+        return int(row[0]) if row is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def strict_membership(cur: Any, network: Network) -> bool:
+    """Whether the running WordPress counts only an array caps value as a membership (7.1 on;
+    unknown: the newest rule)."""
+    version = wp_db_version(cur, network)
+    return version is None or version >= STRICT_MEMBERSHIP_DB_VERSION
 
 
 @dataclass(frozen=True)
@@ -241,11 +271,15 @@ def _temporary_tables(network: Network) -> dict[str, str]:
         KEYS: f"(meta_key VARCHAR(191) COLLATE {collation} NOT NULL PRIMARY KEY, blog_id BIGINT NOT NULL, "
               "kind TINYINT NOT NULL, value LONGTEXT NOT NULL, domain VARCHAR(255) NOT NULL DEFAULT '', "
               "KEY kind_blog (kind, blog_id))",
+        # has_caps: a membership (as the running WordPress counts it); caps_rows: any caps row
         HAVE: "(user_id BIGINT UNSIGNED NOT NULL, blog_id BIGINT NOT NULL, has_caps TINYINT NOT NULL, "
               "has_level TINYINT NOT NULL, has_primary TINYINT NOT NULL, primary_rows TINYINT NOT NULL, "
-              "source_rows TINYINT NOT NULL, in_source TINYINT NOT NULL, PRIMARY KEY (user_id, blog_id))",
+              "source_rows TINYINT NOT NULL, in_source TINYINT NOT NULL, caps_rows TINYINT NOT NULL, "
+              "PRIMARY KEY (user_id, blog_id))",
         SOURCES: "(user_id BIGINT UNSIGNED NOT NULL PRIMARY KEY)",
+        # has_caps: a caps row that is no membership (not an array, WordPress 7.1): updated in place
         PENDING: "(user_id BIGINT UNSIGNED NOT NULL, blog_id BIGINT NOT NULL, has_level TINYINT NOT NULL, "
+                 "has_caps TINYINT NOT NULL DEFAULT 0, "
                  "PRIMARY KEY (blog_id, user_id), KEY user_id (user_id))",
         # in the order the batch's one INSERT writes (no sort there, whose rows carry the values)
         NEW: "(user_id BIGINT UNSIGNED NOT NULL, blog_id BIGINT NOT NULL, part TINYINT NOT NULL, "
@@ -279,17 +313,21 @@ def _load_keys(cur: Any, network: Network, targets: list[Target], sources: list[
 def _collect(cur: Any, network: Network, targets: list[Target], first_user: int, last_user: int,
              excluded: set[tuple[int, int]], waiting: set[int] = frozenset()) -> int:
     """Fill PENDING with every (user, site) that should get a membership: a user the sync may
-    write, not yet a member there (a caps row, even an empty array, is a membership, as
-    ``is_user_member_of_blog`` counts it), not recorded as removed from it, with no WordPress
+    write, not yet a member there (as ``is_user_member_of_blog`` counts it: a caps row, even an
+    empty array; from WordPress 7.1 on only a row whose value is an array, see
+    ``strict_membership``), not recorded as removed from it, with no WordPress
     event still waiting in the outbox (``waiting``). Two statements over the users' own rows,
     whatever the number of sites."""
     sources = source_sites(network)
     _load_keys(cur, network, targets, sources)
     _fresh(cur, network, HAVE)
+    member = f"k.kind = {CAPS} AND {is_array_sql('m.meta_value')}" if strict_membership(cur, network) \
+        else f"k.kind = {CAPS}"
     cur.execute(
-        f"INSERT INTO {HAVE} SELECT m.user_id, k.blog_id, MAX(k.kind = {CAPS}), MAX(k.kind = {LEVEL}), "
+        f"INSERT INTO {HAVE} SELECT m.user_id, k.blog_id, MAX({member}), MAX(k.kind = {LEVEL}), "
         f"MAX(k.kind = {PRIMARY_BLOG} AND m.meta_value NOT IN ('', '0')), MAX(k.kind = {PRIMARY_BLOG}), "
-        f"MAX(k.kind = {SOURCE_DOMAIN}), MAX(k.kind = {SOURCE_SITE}) FROM {network.tables.usermeta_by_user('m')} "
+        f"MAX(k.kind = {SOURCE_DOMAIN}), MAX(k.kind = {SOURCE_SITE}), MAX(k.kind = {CAPS}) "
+        f"FROM {network.tables.usermeta_by_user('m')} "
         f"STRAIGHT_JOIN {KEYS} k ON k.meta_key = m.meta_key WHERE m.user_id BETWEEN %s AND %s "
         "GROUP BY m.user_id, k.blog_id",
         (first_user, last_user),
@@ -300,7 +338,8 @@ def _collect(cur: Any, network: Network, targets: list[Target], first_user: int,
         cur.execute(f"INSERT INTO {SOURCES} SELECT user_id FROM {HAVE} WHERE blog_id = 0 AND in_source = 1")
         source_join = f"JOIN {SOURCES} src ON src.user_id = u.ID "
     usql, uparams = network.user_filter_sql("u")
-    sql = (f"INSERT INTO {PENDING} (user_id, blog_id, has_level) SELECT u.ID, k.blog_id, COALESCE(h.has_level, 0) "
+    sql = (f"INSERT INTO {PENDING} (user_id, blog_id, has_level, has_caps) SELECT u.ID, k.blog_id, "
+           "COALESCE(h.has_level, 0), COALESCE(h.caps_rows, 0) "
            f"FROM {network.tables.users} u {source_join}JOIN {KEYS} k ON k.kind = {CAPS} "
            f"LEFT JOIN {HAVE} h ON h.user_id = u.ID AND h.blog_id = k.blog_id "
            f"WHERE u.ID BETWEEN %s AND %s AND COALESCE(h.has_caps, 0) = 0 AND {usql}")
@@ -470,7 +509,8 @@ def _write_pending(cur: Any, network: Network, batch: Batch, change: Change, out
     # part: 0 caps, 1 user_level, 2 primary_blog, 3 source_domain; kind: the KEYS row (found by its
     # index) that gives the key and value in the one INSERT below, which reads each temporary
     # table once, as MySQL requires.
-    cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 0, {CAPS} FROM {PENDING} ORDER BY user_id, blog_id")
+    cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 0, {CAPS} FROM {PENDING} WHERE has_caps = 0 "
+                "ORDER BY user_id, blog_id")
     cur.execute(f"INSERT INTO {NEW} SELECT user_id, blog_id, 1, {LEVEL} FROM {PENDING} WHERE has_level = 0 "
                 "ORDER BY user_id, blog_id")
     if primary:
@@ -487,13 +527,21 @@ def _write_pending(cur: Any, network: Network, batch: Batch, change: Change, out
     ours = _our_rows(cur, batch, first, inserted)
     if inserted:
         _give_way(cur, network, batch, before, first, ours)
-    # update_user_meta: a user_level row left without its caps row is updated in place (rare:
-    # looked for first, so the usual batch does not read its users' rows again).
-    cur.execute(f"SELECT EXISTS (SELECT 1 FROM {PENDING} WHERE has_level = 1)")
-    if cur.fetchone()[0]:
-        _update_stray_levels(cur, network, change)
+    # update_user_meta: a user_level row left without its caps row, or (WordPress 7.1) a caps row
+    # whose value is no array, is updated in place (rare: looked for first, so the usual batch
+    # does not read its users' rows again).
+    cur.execute(f"SELECT COALESCE(MAX(has_level), 0), COALESCE(MAX(has_caps), 0) FROM {PENDING}")
+    stray_levels, stray_caps = (int(x) for x in cur.fetchone())
+    if stray_levels:
+        _update_stray_rows(cur, network, change, LEVEL, "has_level")
+    if stray_caps:
+        _update_stray_rows(cur, network, change, CAPS, "has_caps")
     outcome.primary_blogs = _update_primary_blogs(cur, network, change) if primary else 0
     if inserted:  # the rows inserted above that are still ours, exactly
+        cur.execute(f"SELECT MAX(m.umeta_id) FROM {um} m WHERE {ours}")
+        last = cur.fetchone()[0]
+        if last is not None:  # the incremental reconcile looks around our own rows
+            watermarks.note_own_rows(cur, network, first, int(last))
         journal.record_select(
             cur, network, change,
             f"%s, m.umeta_id, m.user_id, k.blog_id, m.meta_key, NULL, m.meta_value FROM {um} m STRAIGHT_JOIN "
@@ -506,16 +554,18 @@ def _write_pending(cur: Any, network: Network, batch: Batch, change: Change, out
     outcome.touched_sites = set(outcome.sites)
 
 
-def _update_stray_levels(cur: Any, network: Network, change: Change) -> None:
-    """Pending pairs whose user_level row is already there (without caps) get it set."""
-    stray = (f"{PENDING} t STRAIGHT_JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {LEVEL} "
+def _update_stray_rows(cur: Any, network: Network, change: Change, kind: int, flag: str) -> None:
+    """Pending pairs whose user_level row (``kind`` LEVEL, ``flag`` has_level) or caps row that
+    is no membership (CAPS, has_caps) is already there get it set, every row of the key, as
+    ``update_user_meta`` does."""
+    stray = (f"{PENDING} t STRAIGHT_JOIN {KEYS} k ON k.blog_id = t.blog_id AND k.kind = {int(kind)} "
              f"STRAIGHT_JOIN {network.tables.usermeta_by_user('m')} ON m.user_id = t.user_id "
              "AND m.meta_key = k.meta_key")
     journal.record_select(
         cur, network, change,
         f"%s, m.umeta_id, m.user_id, t.blog_id, m.meta_key, m.meta_value, k.value FROM {stray} "
-        "WHERE t.has_level = 1 AND NOT (CAST(m.meta_value AS BINARY) <=> CAST(k.value AS BINARY))", (USERMETA,))
-    cur.execute(f"UPDATE {stray} SET m.meta_value = k.value WHERE t.has_level = 1")
+        f"WHERE t.{flag} = 1 AND NOT (CAST(m.meta_value AS BINARY) <=> CAST(k.value AS BINARY))", (USERMETA,))
+    cur.execute(f"UPDATE {stray} SET m.meta_value = k.value WHERE t.{flag} = 1")
 
 
 def _our_rows(cur: Any, batch: Batch, first: int, count: int) -> str:

@@ -220,13 +220,21 @@ def _changed_users(conn: Any, network: Any, before: Marks, now: Marks) -> list[i
     keys = ["primary_blog", "source_domain"] + [k for b in sorted(now.live_sites)
                                                 for k in (t.cap_key(b), t.level_key(b))]
     with conn.cursor() as cur:
-        cur.execute(f"SELECT ID FROM {t.users} WHERE ID > %s AND ID <= %s UNION "
-                    f"SELECT user_id FROM {t.usermeta} FORCE INDEX (PRIMARY) WHERE umeta_id > %s AND umeta_id <= %s "
-                    f"AND meta_key IN ({', '.join(['%s'] * len(keys))}) LIMIT %s",
-                    (before.max_user_id, now.max_user_id, before.max_umeta_id, now.max_umeta_id, *keys,
-                     MAX_CHANGED + 1))
-        users = sorted({int(r[0]) for r in cur.fetchall()})
-    return None if len(users) > MAX_CHANGED else users
+        cur.execute(f"SELECT ID FROM {t.users} WHERE ID > %s AND ID <= %s LIMIT %s",
+                    (before.max_user_id, now.max_user_id, MAX_CHANGED + 1))
+        users = {int(r[0]) for r in cur.fetchall()}
+        # the new rows, except those our own batches inserted (watermarks.note_own_rows)
+        gaps = watermarks.new_row_ranges(cur, network, before.max_umeta_id, now.max_umeta_id)
+        for i in range(0, len(gaps), watermarks.GAPS_PER_READ):
+            part = gaps[i:i + watermarks.GAPS_PER_READ]
+            cur.execute(f"SELECT DISTINCT user_id FROM {t.usermeta} FORCE INDEX (PRIMARY) WHERE "
+                        f"({' OR '.join(['umeta_id BETWEEN %s AND %s'] * len(part))}) "
+                        f"AND meta_key IN ({', '.join(['%s'] * len(keys))}) LIMIT %s",
+                        (*[x for gap in part for x in gap], *keys, MAX_CHANGED + 1))
+            users |= {int(r[0]) for r in cur.fetchall()}
+            if len(users) > MAX_CHANGED:
+                return None
+    return None if len(users) > MAX_CHANGED else sorted(users)
 
 
 def tight_ranges(user_ids: Iterable[int], span: int, gap: int = MERGE_GAP,
