@@ -132,9 +132,8 @@ class Engine:
         the second time. ``record(cursor, outcome, first_user, next_user)`` runs inside each
         step's transaction: the step began at ``first_user``, the next one starts at
         ``next_user`` (None after the last step): a job keeps its batch's progress there, so a
-        redelivered message resumes. ``after_step``
-        gets each step's outcome after its commit (WordPress's cache cleaning). The rows are
-        journaled under ``change``."""
+        redelivered message resumes. ``after_step`` gets each step's outcome after its commit
+        (WordPress's cache cleaning). The rows are journaled under ``change``."""
         change = change or self._change("batch")
         sites = len(batch.blog_ids)
         if site_roles is None and sites > 1:  # read once for every step
