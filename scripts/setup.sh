@@ -9,9 +9,13 @@
 #  * Python deps: requirements.txt + requirements-dev.txt, in a virtualenv at .venv
 #  * Azurite (the Azure Storage emulator the queue tests start) from npm into .tools/
 #    (Debian's nodejs + npm installed first when node/npm are missing)
+#  * with WPMSYNC_LANES (e.g. "mysql wp68" or all): what those test lanes need, through
+#    scripts/lanes.sh (MySQL from Debian sid in a chroot on 127.0.0.1:3307, WordPress 7.1 and
+#    6.8 from Debian's pool, all under .tools/)
 #
 # Idempotent and fast when everything is already in place.
 # Environment overrides: DB_HOST (127.0.0.1), DB_PORT (3306), PYTHON (python3),
+# WPFIXTURE_WP_PATH (the WordPress tree to check; /usr/share/wordpress),
 # SKIP_APT=1, SKIP_PIP=1, SKIP_NPM=1.
 set -euo pipefail
 
@@ -139,8 +143,13 @@ fi
 # --------------------------------------------------------------------------
 command -v php >/dev/null 2>&1 || die "php not found"
 php -r 'exit(extension_loaded("mysqli") ? 0 : 1);' || die "php mysqli extension missing (php-mysql)"
-[ -f /usr/share/wordpress/wp-settings.php ] || die "WordPress not found in /usr/share/wordpress"
-log "php $(php -r 'echo PHP_VERSION;') + WordPress $(sed -n "s/^\$wp_version = '\(.*\)';/\1/p" /usr/share/wordpress/wp-includes/version.php)"
+# The WordPress tree the fixtures boot: WPFIXTURE_WP_PATH (a lane's), else Debian 12's package.
+check_wordpress() {
+    local wp="$1"
+    [ -f "$wp/wp-settings.php" ] || die "WordPress not found in $wp"
+    log "php $(php -r 'echo PHP_VERSION;') + WordPress $(sed -n "s/^\$wp_version = '\(.*\)';/\1/p" "$wp/wp-includes/version.php") in $wp"
+}
+check_wordpress "${WPFIXTURE_WP_PATH:-/usr/share/wordpress}"
 
 # --------------------------------------------------------------------------
 # 4. Python dependencies
@@ -236,6 +245,21 @@ fi
 
 if [ "${SKIP_APT:-0}" != "1" ] && [ ! -x /usr/bin/chromium ]; then
     die "/usr/bin/chromium missing after installing chromium"
+fi
+
+# --------------------------------------------------------------------------
+# 6. Test lanes (WPMSYNC_LANES="mysql wp68", or all): MySQL in a Debian sid chroot on
+#    127.0.0.1:3307, WordPress 7.1 / 6.8 from Debian's pool, in .tools/ (scripts/lanes.sh)
+# --------------------------------------------------------------------------
+if [ -n "${WPMSYNC_LANES:-}" ]; then
+    read -r -a lanes <<<"${WPMSYNC_LANES//,/ }"
+    [ "${lanes[*]}" = all ] && lanes=(mysql mysql-tls wp68)
+    for lane in "${lanes[@]}"; do
+        [ "$lane" = default ] && continue
+        bash "$ROOT_DIR/scripts/lanes.sh" setup "$lane" || die "lane $lane could not be set up"
+        lane_wp="$(bash "$ROOT_DIR/scripts/lanes.sh" env "$lane" | sed -n 's/^WPFIXTURE_WP_PATH=//p')"
+        check_wordpress "$lane_wp"
+    done
 fi
 
 log "done"

@@ -22,6 +22,14 @@ from wpfixture import WordPress, build_network, copy_database, drop_database  # 
 from wpmsync import Config, Engine  # noqa: E402
 
 pytest_plugins = ["azurite"]  # the Azurite queue service, started once per session
+
+#: The test lane (scripts/lanes.sh): which server and which WordPress the whole run uses.
+LANE = os.environ.get("WPMSYNC_LANE", "").strip() or "default"
+#: The lane's server, for engine configs built from an explicit environment (``Config.from_env
+#: (LANE_DB_ENV, ...)``); read once, so a test's monkeypatch.setenv cannot move the fixtures.
+LANE_DB_ENV = {k: os.environ[k] for k in ("WPMSYNC_DB_HOST", "WPMSYNC_DB_PORT", "WPMSYNC_DB_USER",
+                                          "WPMSYNC_DB_PASSWORD", "WPMSYNC_DB_SSL", "WPMSYNC_DB_SSL_CA")
+               if k in os.environ}
 DB_PREFIX = f"wpmst{os.getpid()}_"
 MEMBERSHIP_KEYS_SQL = (
     "(meta_key LIKE %s OR meta_key LIKE %s OR meta_key IN ('primary_blog', 'source_domain'))"
@@ -44,7 +52,7 @@ class Net:
         return self.wp.prefix
 
     def config(self, **overrides: Any) -> Config:
-        return Config.from_env({}, **{"db_name": self.db, "table_prefix": self.prefix, **overrides})
+        return Config.from_env(LANE_DB_ENV, **{"db_name": self.db, "table_prefix": self.prefix, **overrides})
 
     def engine(self, trigger: str = "api", **overrides: Any) -> Engine:
         return Engine(self.config(**overrides), trigger=trigger)
@@ -165,3 +173,73 @@ def custom_twins(templates) -> Iterator[tuple[Net, Net]]:
 def network1_users(n: Net) -> list[int]:
     """Users of network 1 (everyone but the network-2-only user), for WordPress's loop."""
     return [uid for key, uid in n.ids.items() if key.startswith("user") and key != "user_netwo"] + [n.ids["admin"]]
+
+
+# -- the lane in every report ----------------------------------------------------------------------
+def _server_and_wordpress() -> str:
+    from wpfixture import db as fixture_db  # noqa: PLC0415
+    from wpfixture.wordpress import DEFAULT_WP_PATH  # noqa: PLC0415
+
+    try:
+        version = fixture_db.query(None, "SELECT VERSION()")[0][0]
+    except Exception as exc:  # noqa: BLE001 - the header must not hide the run
+        version = f"unreachable ({exc.__class__.__name__})"
+    wp = "?"
+    try:
+        for line in (Path(DEFAULT_WP_PATH) / "wp-includes" / "version.php").read_text().splitlines():
+            if line.startswith("$wp_version ="):
+                wp = line.split("'")[1]
+    except OSError:
+        wp = "missing"
+    return (f"server {version} on {fixture_db.default_host()}:{fixture_db.default_port()}"
+            f"{' (TLS)' if fixture_db.default_ssl_ca() is not None else ''}, "
+            f"WordPress {wp} at {DEFAULT_WP_PATH}")
+
+
+_LANE_DESC: list[str] = []
+
+
+def lane_description() -> str:
+    """The lane's server and WordPress, read once (the header is not shown with -q)."""
+    if not _LANE_DESC:
+        _LANE_DESC.append(_server_and_wordpress())
+    return _LANE_DESC[0]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"lane: {LANE} ({lane_description()})"
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    """Failure lines say the lane: ``FAILED [lane mysql] tests/...`` (and in -v, every line)."""
+    if report.when == "call" or (report.when in ("setup", "teardown") and report.outcome != "passed"):
+        if report.failed:
+            return ("failed" if report.when == "call" else "error", "F" if report.when == "call" else "E",
+                    (f"FAILED [lane {LANE}]" if report.when == "call" else f"ERROR [lane {LANE}]"))
+        if report.passed and report.when == "call" and not hasattr(report, "wasxfail"):
+            return "passed", ".", f"PASSED [lane {LANE}]"
+    return None
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    counts = {k: len([r for r in terminalreporter.stats.get(k, []) if getattr(r, "when", "call") != "teardown"
+                      or k == "error"]) for k in ("passed", "failed", "error", "skipped", "xfailed")}
+    desc = lane_description()
+    terminalreporter.write_line(
+        f"[lane {LANE}] " + (", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no tests ran")
+        + (f" -- {desc}" if desc else ""),
+        bold=True, red=bool(counts["failed"] or counts["error"]), green=not (counts["failed"] or counts["error"]))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failure's own section names the lane too (under the traceback, in the FAILURES part)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        report.sections.append(("lane", f"{LANE}: {lane_description()}"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _lane_in_junit(record_testsuite_property) -> None:
+    record_testsuite_property("lane", LANE)

@@ -5,14 +5,14 @@ import multiprocessing
 import traceback
 from typing import Any
 
-from conftest import network1_users
+from conftest import LANE_DB_ENV, network1_users
 from wpmsync import Config, Engine, db
 
 
 def _worker(db: str, prefix: str, op: str, arg: int | None, barrier: Any, errors: Any) -> None:
     """One process: connect, wait for the others, then sync (batches of one user: many commits)."""
     try:
-        config = Config.from_env({}, db_name=db, table_prefix=prefix, batch_size=1)
+        config = Config.from_env(LANE_DB_ENV, db_name=db, table_prefix=prefix, batch_size=1)
         with Engine(config) as engine:
             barrier.wait(timeout=60)
             if op == "sync-all":
@@ -84,7 +84,7 @@ def test_statement_count_does_not_grow_with_users(templates):
 
 def _undo_worker(db: str, prefix: str, op: str, job_id: str, barrier: Any, errors: Any) -> None:
     try:
-        config = Config.from_env({}, db_name=db, table_prefix=prefix, batch_size=1)
+        config = Config.from_env(LANE_DB_ENV, db_name=db, table_prefix=prefix, batch_size=1)
         with Engine(config) as engine:
             barrier.wait(timeout=60)
             engine.undo(job_id) if op == "undo" else engine.sync_sites(None)

@@ -7,13 +7,15 @@ import os
 import subprocess
 import sys
 
-from conftest import DB_PREFIX, ROOT
+from conftest import DB_PREFIX, LANE_DB_ENV, ROOT
 from wpfixture import drop_database
 
 
 def test_demo_syncs_every_site_through_the_functions():
     db = f"{DB_PREFIX}demo"
+    # The demo's own settings only, on the lane's server (host, port, TLS).
     env = {k: v for k, v in os.environ.items() if not k.startswith("WPMSYNC_") and k != "AzureWebJobsStorage"}
+    env.update(LANE_DB_ENV)
     try:
         done = subprocess.run([sys.executable, "-m", "wpmsync", "demo", "--users", "5", "--sites", "2",
                                "--db", db, "--json"], cwd=ROOT, env=env, capture_output=True, text=True,

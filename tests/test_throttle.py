@@ -12,7 +12,7 @@ import pytest
 from azure.functions.queue import QueueMessage
 
 from blueprints import actions, batches, common
-from conftest import _copy, network1_users
+from conftest import LANE_DB_ENV, _copy, network1_users
 from test_differential import assert_same_rows
 import test_functions
 from test_functions import answer, call, drain, http
@@ -32,7 +32,7 @@ def _fresh_pace():
 
 
 def config_of(net: Any, **overrides: Any) -> Config:
-    return Config.from_env({"WPMSYNC_DB_NAME": net.db, "WPMSYNC_TABLE_PREFIX": net.prefix}, **overrides)
+    return Config.from_env({**LANE_DB_ENV, "WPMSYNC_DB_NAME": net.db, "WPMSYNC_TABLE_PREFIX": net.prefix}, **overrides)
 
 
 def receive_all(wait: float = 0.0) -> list[dict]:

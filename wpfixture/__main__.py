@@ -28,10 +28,10 @@ def _ints(s: str | None) -> list[int] | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m wpfixture", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=3306)
-    ap.add_argument("--user", default="root")
-    ap.add_argument("--password", default="")
+    ap.add_argument("--host", default=db.default_host())
+    ap.add_argument("--port", type=int, default=db.default_port())
+    ap.add_argument("--user", default=db.default_user())
+    ap.add_argument("--password", default=db.default_password())
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     b = sub.add_parser("build", help="create a fresh network (drops the database first)")

@@ -1,7 +1,14 @@
-"""MariaDB/MySQL helpers for scratch WordPress databases (pymysql based)."""
+"""MariaDB/MySQL helpers for scratch WordPress databases (pymysql based).
+
+The server comes from the environment (the test lanes, ``scripts/lanes.sh``): ``WPFIXTURE_DB_*``
+first, else the engine's own ``WPMSYNC_DB_HOST`` / ``_PORT`` / ``_USER`` / ``_PASSWORD``, else the
+local MariaDB (127.0.0.1:3306, root, empty password). ``WPMSYNC_DB_SSL`` true (with
+``WPMSYNC_DB_SSL_CA``) makes the fixtures' connections TLS too.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Iterator, Sequence
 
@@ -17,7 +24,50 @@ __all__ = [
     "list_databases",
     "list_tables",
     "query",
+    "default_host",
+    "default_port",
+    "default_user",
+    "default_password",
+    "default_ssl_ca",
 ]
+
+
+
+# Read once, at import: a test that points the ENGINE elsewhere (monkeypatch.setenv of
+# WPMSYNC_DB_PORT, _USER, _PASSWORD ...) must not move the fixtures' own connections.
+_ENV = {k: v for k, v in os.environ.items() if k.startswith(("WPFIXTURE_DB_", "WPMSYNC_DB_"))}
+
+
+def _env(name: str, default: str) -> str:
+    for var in (f"WPFIXTURE_DB_{name}", f"WPMSYNC_DB_{name}"):
+        value = _ENV.get(var, "")
+        if value.strip() or (name == "PASSWORD" and var in _ENV):
+            return value if name == "PASSWORD" else value.strip()
+    return default
+
+
+def default_host() -> str:
+    return _env("HOST", "127.0.0.1")
+
+
+def default_port() -> int:
+    return int(_env("PORT", "3306"))
+
+
+def default_user() -> str:
+    return _env("USER", "root")
+
+
+def default_password() -> str:
+    return _env("PASSWORD", "")
+
+
+def default_ssl_ca() -> str | None:
+    """The CA file when the lane talks TLS (``WPMSYNC_DB_SSL`` true), else None."""
+    if _ENV.get("WPMSYNC_DB_SSL", "").strip().lower() not in ("1", "true", "yes", "on"):
+        return None
+    return _ENV.get("WPMSYNC_DB_SSL_CA", "").strip() or ""
+
 
 _IDENT = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
 
@@ -34,15 +84,15 @@ class DBConfig:
 
     def __init__(
         self,
-        host: str = "127.0.0.1",
-        port: int = 3306,
-        user: str = "root",
-        password: str = "",
+        host: str | None = None,
+        port: int | None = None,
+        user: str | None = None,
+        password: str | None = None,
     ) -> None:
-        self.host = host
-        self.port = int(port)
-        self.user = user
-        self.password = password
+        self.host = default_host() if host is None else host
+        self.port = default_port() if port is None else int(port)
+        self.user = default_user() if user is None else user
+        self.password = default_password() if password is None else password
 
     def as_kwargs(self) -> dict[str, Any]:
         return {"host": self.host, "port": self.port, "user": self.user, "password": self.password}
@@ -62,23 +112,27 @@ def _pymysql():
 def connect(
     database: str | None = None,
     *,
-    host: str = "127.0.0.1",
-    port: int = 3306,
-    user: str = "root",
-    password: str = "",
+    host: str | None = None,
+    port: int | None = None,
+    user: str | None = None,
+    password: str | None = None,
     autocommit: bool = True,
     dict_cursor: bool = False,
 ):
-    """Open a pymysql connection (utf8mb4, autocommit by default)."""
+    """Open a pymysql connection (utf8mb4, autocommit by default); unset parameters come from
+    the environment (see the module's docstring)."""
     pymysql = _pymysql()
     kwargs: dict[str, Any] = {
-        "host": host,
-        "port": int(port),
-        "user": user,
-        "password": password,
+        "host": default_host() if host is None else host,
+        "port": default_port() if port is None else int(port),
+        "user": default_user() if user is None else user,
+        "password": default_password() if password is None else password,
         "charset": "utf8mb4",
         "autocommit": autocommit,
     }
+    ca = default_ssl_ca()
+    if ca is not None:
+        kwargs["ssl"] = {"ca": ca} if ca else {"check_hostname": False}
     if database:
         kwargs["database"] = database
     if dict_cursor:

@@ -64,10 +64,10 @@ def build_network(
     admin_email: str = "admin@example.test",
     admin_password: str = "password",
     create_db: bool = True,
-    host: str = "127.0.0.1",
-    port: int = 3306,
-    user: str = "root",
-    password: str = "",
+    host: str | None = None,
+    port: int | None = None,
+    user: str | None = None,
+    password: str | None = None,
     **wp_kwargs: Any,
 ) -> BuiltNetwork:
     """Create a fresh network with real WordPress core, in two PHP processes.

@@ -65,6 +65,7 @@ from .wordpress import DEFAULT_WP_PATH
 __all__ = ["serve_wordpress", "WordPressServer", "free_port", "network_domain"]
 
 START_TIMEOUT = 20.0
+MYSQLI_CLIENT_SSL, MYSQLI_CLIENT_SSL_DONT_VERIFY_SERVER_CERT = 2048, 64  # PHP's mysqli flags
 
 # ---------------------------------------------------------------------------------------------
 # PHP sources written into the server's temporary directory.
@@ -261,16 +262,21 @@ class WordPressServer:
         mu_plugins_dir: str | os.PathLike | None = None,
         constants: Mapping[str, Any] | None = None,
         wp_path: str | os.PathLike = DEFAULT_WP_PATH,
-        db_host: str = "127.0.0.1",
-        db_port: int = 3306,
-        db_user: str = "root",
-        db_password: str = "",
+        db_host: str | None = None,
+        db_port: int | None = None,
+        db_user: str | None = None,
+        db_password: str | None = None,
         workers: int = 4,
         php: str | None = None,
         debug_log: bool = True,
     ) -> None:
         self.db_name, self.prefix = db_name, prefix
-        self.db_kwargs = {"host": db_host, "port": db_port, "user": db_user, "password": db_password}
+        self.db_kwargs = {  # unset: the lane's server (wpfixture.db reads the environment)
+            "host": _db.default_host() if db_host is None else db_host,
+            "port": _db.default_port() if db_port is None else int(db_port),
+            "user": _db.default_user() if db_user is None else db_user,
+            "password": _db.default_password() if db_password is None else db_password,
+        }
         self.domain, self.path = network_domain(db_name, prefix, **self.db_kwargs)
         if ":" in self.domain:
             raise ValueError(
@@ -367,6 +373,8 @@ class WordPressServer:
             "WP_DEBUG_DISPLAY": False,
             "WP_DEBUG_LOG": str(self.debug_log_path) if self.debug_log else False,
         }
+        if _db.default_ssl_ca() is not None:  # the lane's server wants TLS (require_secure_transport)
+            constants["MYSQL_CLIENT_FLAGS"] = MYSQLI_CLIENT_SSL | MYSQLI_CLIENT_SSL_DONT_VERIFY_SERVER_CERT
         constants.update(self.constants)
         (self.tmp / "wpfixture-server.json").write_text(
             json.dumps({"constants": constants, "table_prefix": self.prefix}, indent=1))

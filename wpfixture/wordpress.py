@@ -21,7 +21,8 @@ from . import db as _db
 __all__ = ["WordPress", "Batch", "Pending", "WordPressError", "PHP_SCRIPT", "DEFAULT_WP_PATH"]
 
 PHP_SCRIPT = Path(__file__).resolve().parent / "php" / "wp.php"
-DEFAULT_WP_PATH = os.environ.get("WPFIXTURE_WP_PATH", "/usr/share/wordpress")
+#: The WordPress tree (a lane sets WPFIXTURE_WP_PATH; Debian 12's package by default).
+DEFAULT_WP_PATH = os.environ.get("WPFIXTURE_WP_PATH", "").strip() or "/usr/share/wordpress"
 DEFAULT_CAPS = ("read", "edit_posts", "manage_options", "promote_users")
 
 
@@ -312,10 +313,10 @@ class WordPress(_Ops):
         self,
         db_name: str,
         prefix: str = "wp_",
-        host: str = "127.0.0.1",
-        port: int = 3306,
-        user: str = "root",
-        password: str = "",
+        host: str | None = None,
+        port: int | None = None,
+        user: str | None = None,
+        password: str | None = None,
         domain: str = "wp.test",
         *,
         php: str | None = None,
@@ -327,10 +328,11 @@ class WordPress(_Ops):
     ) -> None:
         self.db_name = db_name
         self.prefix = prefix
-        self.host = host
-        self.port = int(port)
-        self.user = user
-        self.password = password
+        # Unset: the lane's server, from the environment (see wpfixture.db).
+        self.host = _db.default_host() if host is None else host
+        self.port = _db.default_port() if port is None else int(port)
+        self.user = _db.default_user() if user is None else user
+        self.password = _db.default_password() if password is None else password
         self.domain = domain
         self.php = php or os.environ.get("WPFIXTURE_PHP") or shutil.which("php") or "php"
         self.wp_path = str(wp_path)
@@ -370,6 +372,8 @@ class WordPress(_Ops):
                 "port": self.port,
                 "prefix": self.prefix,
                 "domain": self.domain,
+                # TLS when the lane's server requires it (wp.php sets MYSQL_CLIENT_FLAGS).
+                "ssl": _db.default_ssl_ca() is not None,
             },
             "multisite": multisite,
             "abspath": self.wp_path,

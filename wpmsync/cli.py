@@ -14,7 +14,7 @@ import pymysql
 
 from .config import Config
 from .engine import Engine
-from .errors import InputError, WpmsyncError
+from .errors import InputError, Unreachable, WpmsyncError
 from .memberships import Outcome
 
 
@@ -79,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = run(args)
+    except Unreachable as exc:  # a database fault (README: exit 1), though raised as a ConfigError
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except WpmsyncError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -47,7 +47,7 @@ DDL = [
         undone_at DATETIME(6) NULL,
         UNIQUE KEY job_id (job_id),
         KEY network_created (network_id, created_at)
-    ) DEFAULT CHARSET=utf8mb4""",
+    ) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci""",
     """CREATE TABLE IF NOT EXISTS {journal} (
         id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
         change_seq BIGINT UNSIGNED NOT NULL,
@@ -60,7 +60,7 @@ DDL = [
         new_value LONGTEXT NULL,
         undone_by BIGINT UNSIGNED NOT NULL DEFAULT 0,
         KEY change_user (change_seq, user_id)
-    ) DEFAULT CHARSET=utf8mb4""",
+    ) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci""",
 ]
 
 
@@ -194,8 +194,10 @@ def delete_meta(cur: Any, network: Network, change: Change | None, user_id: int,
 
 
 def update_option(cur: Any, network: Network, change: Change | None, blog_id: int, name: str,
-                  value: str) -> None:
-    """``update_option`` on one site's options table, journaled (the role definitions)."""
+                  value: str, autoload: str | None = None) -> None:
+    """``update_option`` on one site's options table, journaled (the role definitions).
+    ``autoload`` (``'on'``, as ``update_option(..., true)`` writes since WordPress 6.6) is set
+    with a changed value; None leaves the row's as it is (the journal keeps the value only)."""
     table = network.tables.options(blog_id)
     cur.execute(f"SELECT option_id, option_value FROM {table} WHERE option_name = %s FOR UPDATE", (name,))
     row = cur.fetchone()
@@ -203,7 +205,11 @@ def update_option(cur: Any, network: Network, change: Change | None, blog_id: in
         raise NotFound(f"site {blog_id} has no option {name!r}")
     if row[1] == value:
         return
-    cur.execute(f"UPDATE {table} SET option_value = %s WHERE option_id = %s", (value, row[0]))
+    if autoload is None:
+        cur.execute(f"UPDATE {table} SET option_value = %s WHERE option_id = %s", (value, row[0]))
+    else:
+        cur.execute(f"UPDATE {table} SET option_value = %s, autoload = %s WHERE option_id = %s",
+                    (value, autoload, row[0]))
     if change is not None:
         record_rows(cur, network, change, [(OPTIONS, int(row[0]), 0, blog_id, name, row[1], value)])
 
@@ -397,11 +403,13 @@ def _undo_range(cur: Any, network: Network, seq: int, lo: int, hi: int, change: 
                 "tbl TINYINT UNSIGNED NOT NULL, row_id BIGINT UNSIGNED NOT NULL, user_id BIGINT UNSIGNED NOT NULL, "
                 f"blog_id BIGINT NOT NULL, meta_key VARCHAR(255) COLLATE {network.meta_key_collation} NOT NULL, "
                 "old_value LONGTEXT NULL, new_value LONGTEXT NULL, ok TINYINT NOT NULL DEFAULT 1, reason VARCHAR(120) NULL, "
-                "KEY row_ (tbl, blog_id, row_id), KEY owner (user_id, blog_id)) DEFAULT CHARSET=utf8mb4")
+                "KEY row_ (tbl, blog_id, row_id), KEY owner (user_id, blog_id)) "
+                "DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci")
     for table in (IDS, LAST):
         cur.execute(f"CREATE TEMPORARY TABLE {table} (id BIGINT UNSIGNED NOT NULL PRIMARY KEY, "
                     "tbl TINYINT UNSIGNED NOT NULL, blog_id BIGINT NOT NULL, row_id BIGINT UNSIGNED NOT NULL, "
-                    "KEY row_ (tbl, blog_id, row_id)) DEFAULT CHARSET=utf8mb4")
+                    "KEY row_ (tbl, blog_id, row_id)) DEFAULT CHARSET=utf8mb4 "
+                    "COLLATE=utf8mb4_unicode_520_ci")
     cur.execute(f"CREATE TEMPORARY TABLE {BAD} (user_id BIGINT UNSIGNED NOT NULL, "
                 "blog_id BIGINT NOT NULL, PRIMARY KEY (user_id, blog_id))")
     # The range's journal rows, read once through (change_seq, user_id); all else goes by id.
@@ -424,8 +432,8 @@ def _undo_range(cur: Any, network: Network, seq: int, lo: int, hi: int, change: 
     cur.execute(
         f"UPDATE {UNDO} u LEFT JOIN {um} m ON m.umeta_id = u.row_id SET u.ok = 0, "
         "u.reason = 'changed since this change' WHERE u.tbl = %s AND u.new_value IS NOT NULL AND "
-        "(m.umeta_id IS NULL OR m.user_id <> u.user_id OR BINARY m.meta_key <> BINARY u.meta_key "
-        "OR NOT (BINARY m.meta_value <=> BINARY u.new_value))", (USERMETA,))
+        "(m.umeta_id IS NULL OR m.user_id <> u.user_id "
+        "OR CAST(m.meta_key AS BINARY) <> CAST(u.meta_key AS BINARY) OR NOT (CAST(m.meta_value AS BINARY) <=> CAST(u.new_value AS BINARY)))", (USERMETA,))
     # ... a row we removed has come back (another row of the key made after it, or its id taken),
     # or its user is gone. (A row of the key older than the removed one was there beside it: the
     # repair of a duplicate keeps the lowest id.) Checked only when the range has such rows (a
@@ -454,7 +462,7 @@ def _undo_range(cur: Any, network: Network, seq: int, lo: int, hi: int, change: 
             f"UPDATE {UNDO} u LEFT JOIN {network.tables.options(blog_id)} o ON o.option_id = u.row_id "
             "SET u.ok = 0, u.reason = 'changed since this change' WHERE u.tbl = %s AND u.blog_id = %s AND "
             "(o.option_id IS NULL OR u.new_value IS NULL OR u.old_value IS NULL "
-            "OR NOT (BINARY o.option_value <=> BINARY u.new_value))", (OPTIONS, blog_id))
+            "OR NOT (CAST(o.option_value AS BINARY) <=> CAST(u.new_value AS BINARY)))", (OPTIONS, blog_id))
     # A membership is its rows together: one conflicting row keeps all of them as they are.
     cur.execute(f"INSERT IGNORE INTO {BAD} SELECT user_id, blog_id FROM {UNDO} WHERE ok = 0")
     cur.execute(f"UPDATE {UNDO} u JOIN {BAD} b ON b.user_id = u.user_id AND b.blog_id = u.blog_id "

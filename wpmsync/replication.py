@@ -18,10 +18,17 @@ from typing import Any
 from . import db, journal, phpserial
 from .errors import InputError
 from .journal import Change
-from .memberships import Outcome
+from .memberships import Outcome, strict_membership, wp_db_version
 from .options import Options
 from .roles import SiteRoles, caps_value, load_site_roles, readable_site_roles
 from .schema import Network, parse_role
+
+AUTOLOAD_ON_DB_VERSION = 57155  # WordPress 6.6 (and 6.5): add_role() writes autoload 'on'
+
+
+def _digest(value_sql: str) -> str:
+    """A caps value's 16-byte digest in SQL: SHA-256's first half (MySQL 9.7 has no MD5())."""
+    return f"UNHEX(LEFT(SHA2({value_sql}, 256), 32))"
 
 
 def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_blog: Any,
@@ -70,9 +77,15 @@ def replicate_role(conn: Any, network: Network, user_id: Any, role: Any, from_bl
         attempt = Outcome(skipped=list(outcome.skipped), sites={b: dict(e) for b, e in outcome.sites.items()})
         caps_now = _caps_of(cur, network, user.user_id, set(targets))  # re-read under the user's lock
         plans = plan(caps_now, sorted(caps_now), outcome=attempt)
+        # add_role() stores the roles option with autoload 'on' since WordPress 6.6 (db_version
+        # 57155, shared with 6.5, which the plugin we replace does not support); before, it
+        # left the row's autoload ('yes') as it was.
+        version = wp_db_version(cur, network) if any(p[2] is not None for p in plans.values()) else None
+        autoload = "on" if version is None or version >= AUTOLOAD_ON_DB_VERSION else None
         for blog_id, (new_caps, level, roles_value) in plans.items():
             if roles_value is not None:  # add_role(): the definition copied from the source site
-                journal.update_option(cur, network, change, blog_id, tables.roles_option(blog_id), roles_value)
+                journal.update_option(cur, network, change, blog_id, tables.roles_option(blog_id), roles_value,
+                                      autoload=autoload)
             journal.update_meta(cur, network, change, user.user_id, blog_id, tables.cap_key(blog_id),
                                 caps_value(new_caps))
             journal.update_meta(cur, network, change, user.user_id, blog_id, tables.level_key(blog_id), str(level))
@@ -165,9 +178,12 @@ def _plan(network: Network, site_roles: dict[int, SiteRoles], source: int, caps_
 
 
 def _caps_of(cur: Any, network: Network, user_id: int, blog_ids: set[int]) -> dict[int, dict]:
-    """The user's caps arrays on these sites (a row, even an empty array, means a member)."""
+    """The user's caps arrays on the sites where ``is_user_member_of_blog`` counts the user a
+    member: a caps row, even an empty array; from WordPress 7.1 on, a row whose value is an
+    array (``memberships.strict_membership``)."""
     if not blog_ids:
         return {}
+    strict = strict_membership(cur, network)
     keys = {network.tables.cap_key(b): b for b in blog_ids}
     cur.execute(
         f"SELECT meta_key, meta_value FROM {network.tables.usermeta} WHERE user_id = %s "
@@ -180,11 +196,14 @@ def _caps_of(cur: Any, network: Network, user_id: int, blog_ids: set[int]) -> di
         if blog_id in caps:
             continue  # get_user_meta( ..., true ) reads the first row
         try:
-            parsed = phpserial.loads(value) if value else {}
+            parsed = phpserial.loads(value) if value else None
         except phpserial.PHPSerialError:
-            parsed = {}
+            parsed = None
+        if strict and not isinstance(parsed, dict):
+            caps[blog_id] = None  # the first row is no array: no member here
+            continue
         caps[blog_id] = parsed if isinstance(parsed, dict) else {}
-    return caps
+    return {b: c for b, c in caps.items() if c is not None}
 
 
 # ---------------------------------------------------------------- the drift report
@@ -228,12 +247,12 @@ def role_differences(conn: Any, network: Network, sample: int = DRIFT_SAMPLE) ->
 
 
 def _caps_values(conn: Any, network: Network, keys: list[str]) -> list[tuple[str, bytes, dict]]:
-    """(meta key, MD5 of the value, parsed caps array) of every distinct caps value on these
-    sites. Grouped by the value's MD5: a LONGTEXT groups by its first max_sort_length bytes
+    """(meta key, digest of the value, parsed caps array) of every distinct caps value on these
+    sites. Grouped by the value's digest: a LONGTEXT groups by its first max_sort_length bytes
     only, and by the column's case-insensitive collation."""
     with conn.cursor() as cur:
-        cur.execute(f"SELECT meta_key, UNHEX(MD5(meta_value)), MIN(meta_value) FROM {network.tables.usermeta} "
-                    f"WHERE meta_key IN ({', '.join(['%s'] * len(keys))}) GROUP BY meta_key, UNHEX(MD5(meta_value))",
+        cur.execute(f"SELECT meta_key, {_digest('meta_value')}, MIN(meta_value) FROM {network.tables.usermeta} "
+                    f"WHERE meta_key IN ({', '.join(['%s'] * len(keys))}) GROUP BY meta_key, {_digest('meta_value')}",
                     keys)
         rows = cur.fetchall()
     out = []
@@ -258,7 +277,7 @@ def _given_by_sync(network: Network, roles: SiteRoles) -> set[str]:
 
 def _chosen(network: Network, site_roles: dict[int, SiteRoles], keys: dict[str, int],
             values: list[tuple[str, bytes, dict]]) -> dict[tuple[str, bytes], str]:
-    """(meta key, value MD5) -> role, for the caps values whose only role is one someone chose
+    """(meta key, value digest) -> role, for the caps values whose only role is one someone chose
     on that site and that replication would send from it (an unprivileged actor)."""
     chosen = {}
     for key, digest, caps in values:
@@ -280,7 +299,7 @@ def _chosen(network: Network, site_roles: dict[int, SiteRoles], keys: dict[str, 
 
 def _would_set(network: Network, site_roles: dict[int, SiteRoles], keys: dict[str, int],
                values: list[tuple[str, bytes, dict]], chosen: dict[tuple[str, bytes], str]) -> set[tuple[str, bytes, str]]:
-    """(meta key, value MD5, role) for each caps value on which replicating one of the chosen
+    """(meta key, value digest, role) for each caps value on which replicating one of the chosen
     roles would change something (the definition of a role copied from the lowest source site
     that has it chosen, when ``missing_role`` is ``copy``)."""
     sources: dict[str, SiteRoles] = {}
@@ -321,9 +340,9 @@ def _users_with_differences(conn: Any, network: Network, chosen: dict[tuple[str,
                 cur.execute(f"INSERT IGNORE INTO {table} (meta_key, digest, role) VALUES "
                             + ", ".join(["(%s, %s, %s)"] * len(chunk)), [x for row in chunk for x in row])
         sql = (f"SELECT DISTINCT s.user_id FROM {um} s STRAIGHT_JOIN {CHOSEN} c ON c.meta_key = s.meta_key "
-               f"AND c.digest = UNHEX(MD5(s.meta_value)) STRAIGHT_JOIN {network.tables.usermeta_by_user('t')} "
+               f"AND c.digest = {_digest('s.meta_value')} STRAIGHT_JOIN {network.tables.usermeta_by_user('t')} "
                f"ON t.user_id = s.user_id STRAIGHT_JOIN {WOULD_SET} w ON w.meta_key = t.meta_key "
-               f"AND w.digest = UNHEX(MD5(t.meta_value)) AND w.role = c.role "
+               f"AND w.digest = {_digest('t.meta_value')} AND w.role = c.role "
                f"WHERE s.meta_key IN ({', '.join(['%s'] * len(src_keys))})")
         params: list[Any] = list(src_keys)
         if network.super_admins:  # replication never touches them

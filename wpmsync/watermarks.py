@@ -47,7 +47,7 @@ DDL = """CREATE TABLE IF NOT EXISTS {table} (
     value LONGTEXT NOT NULL,
     updated_at DATETIME(6) NOT NULL,
     PRIMARY KEY (network_id, name)
-) DEFAULT CHARSET=utf8mb4"""
+) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci"""
 
 
 # The id ranges of the rows our own batches inserted (one row per batch step): the incremental
@@ -56,7 +56,7 @@ DDL = """CREATE TABLE IF NOT EXISTS {table} (
 OWN_ROWS_DDL = """CREATE TABLE IF NOT EXISTS {table} (
     first_id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
     last_id BIGINT UNSIGNED NOT NULL
-) DEFAULT CHARSET=utf8mb4"""
+) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci"""
 GAPS_PER_READ = 200  # id ranges per statement when the new rows are read around ours
 
 
@@ -172,10 +172,12 @@ def save(conn: Any, network: Network, marks: Marks, job_id: str, *, full_pass_jo
             rows.append((ROLE_REPORT, json.dumps(role_report)))
     network_id = network.config.network_id
     with transaction(conn) as cur:
-        cur.execute(f"INSERT INTO {table(network)} (network_id, name, value, updated_at) VALUES "
-                    + ", ".join(["(%s, %s, %s, NOW(6))"] * len(rows))
-                    + " ON DUPLICATE KEY UPDATE value = VALUES(value), updated_at = VALUES(updated_at)",
-                    [x for name, value in rows for x in (network_id, name, value)])
+        # One statement per mark, the value repeated: VALUES() in ON DUPLICATE KEY UPDATE is
+        # deprecated in MySQL (1287) and MariaDB has no row alias (INSERT ... AS new).
+        for name, value in rows:
+            cur.execute(f"INSERT INTO {table(network)} (network_id, name, value, updated_at) VALUES "
+                        "(%s, %s, %s, NOW(6)) ON DUPLICATE KEY UPDATE value = %s, updated_at = NOW(6)",
+                        (network_id, name, value, value))
         prune_own_rows(cur, network, marks.max_umeta_id)
         if full_pass_job is not None:
             names = [FULL_REQUESTED] + ([] if role_report is not None else [ROLE_REPORT])
@@ -187,5 +189,5 @@ def request_full(conn: Any, network: Network) -> None:
     """A full pass could not run now: the next pass, whichever timer starts it, is the full one."""
     with conn.cursor() as cur:
         cur.execute(f"INSERT INTO {table(network)} (network_id, name, value, updated_at) VALUES "
-                    "(%s, %s, '', NOW(6)) ON DUPLICATE KEY UPDATE updated_at = VALUES(updated_at)",
+                    "(%s, %s, '', NOW(6)) ON DUPLICATE KEY UPDATE updated_at = NOW(6)",
                     (network.config.network_id, FULL_REQUESTED))

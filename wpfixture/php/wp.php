@@ -180,6 +180,10 @@ define( 'DB_PASSWORD', isset( $__wpfx_db['password'] ) ? (string) $__wpfx_db['pa
 define( 'DB_HOST', ( isset( $__wpfx_db['host'] ) ? (string) $__wpfx_db['host'] : '127.0.0.1' ) . ':' . ( isset( $__wpfx_db['port'] ) ? (int) $__wpfx_db['port'] : 3306 ) );
 define( 'DB_CHARSET', 'utf8mb4' );
 define( 'DB_COLLATE', '' );
+if ( ! empty( $__wpfx_db['ssl'] ) ) {
+	// The server requires TLS (the mysql-tls lane); the fixture does not check its certificate.
+	define( 'MYSQL_CLIENT_FLAGS', MYSQLI_CLIENT_SSL | MYSQLI_CLIENT_SSL_DONT_VERIFY_SERVER_CERT );
+}
 $table_prefix = isset( $__wpfx_db['prefix'] ) ? (string) $__wpfx_db['prefix'] : 'wp_';
 
 // Fixed salts so WordPress never generates/stores secret keys in the DB.
