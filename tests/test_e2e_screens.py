@@ -178,8 +178,12 @@ def test_journal_undoes_the_unsync(stack: Stack) -> None:
     assert before[0][0] > 0 and before[0][1] is None, before
     submit(page, f"#wpmsync-change-{change} .wpmsync-preview-undo")
     preview = page.locator(".notice-info").inner_text()
-    assert "nothing was changed" in preview and "; 0 rows" not in preview, preview
-    assert page.locator("#wpmsync-outcome").get_attribute("data-dry-run") == "1"
+    if "too large for one request" in preview:  # more rows than one batch (4 here): a preview job
+        assert f"The preview of undoing {change}" in preview and "Nothing is changed" in preview, preview
+        assert page.locator("#wpmsync-outcome").count() == 0
+    else:
+        assert "nothing was changed" in preview and "; 0 rows" not in preview, preview
+        assert page.locator("#wpmsync-outcome").get_attribute("data-dry-run") == "1"
     assert s.blogs_of(u1) == set()
     assert pending() == before  # the preview marked nothing as undone
 

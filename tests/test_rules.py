@@ -154,7 +154,7 @@ def test_uninstall_removes_config_only(net):
     assert result["settings_deleted"] == 3  # ... and our own tables, the undo journal included
     assert result["tables_dropped"] == ["wp_wpmsync_changes", "wp_wpmsync_events", "wp_wpmsync_job_batches",
                                         "wp_wpmsync_jobs", "wp_wpmsync_journal", "wp_wpmsync_leases",
-                                        "wp_wpmsync_outbox"]
+                                        "wp_wpmsync_outbox", "wp_wpmsync_own_rows", "wp_wpmsync_watermarks"]
     assert net.membership_rows() == memberships
     assert net.query("SELECT option_value FROM wp_options WHERE option_name = 'wp_user_roles'") == roles
     assert net.query("SELECT COUNT(*) FROM wp_sitemeta WHERE meta_key LIKE 'wpmus%%'")[0][0] == 0
