@@ -103,8 +103,7 @@ def run_batch(msg: func.QueueMessage) -> None:
             return
         # A writer: it holds a slot, and a connection lost under it is tried again (the work
         # resumes where its last commit left it).
-        tries = iter(range(1, 100))
-        db.retry_connection_loss(lambda: _write(data, msg, next(tries) > 1), f"{data['type']} of job {data['job']}")
+        db.retry_connection_loss(lambda retried: _write(data, msg, retried), f"{data['type']} of job {data['job']}")
     except throttle.NoSlot as exc:  # back to the queue, later: not a failed try
         common.send([data], throttle.slot_delay())
         log.info("batch waits for a writer slot: %s", exc, extra={

@@ -214,13 +214,14 @@ def test_connection_faults_are_tried_again_then_a_503(net, monkeypatch):
     assert refused.value.status == 503 and "10.0.0.9" not in refused.value.public_message()
     # a statement fault is not a connection fault: never retried
     with pytest.raises(pymysql.err.OperationalError):
-        db.retry_connection_loss(lambda: (_ for _ in ()).throw(pymysql.err.OperationalError(1054, "x")), "t")
+        db.retry_connection_loss(lambda retried: (_ for _ in ()).throw(pymysql.err.OperationalError(1054, "x")), "t")
     tries: list[int] = []
 
-    def lost_once() -> str:
+    def lost_once(retried: bool) -> str:
         tries.append(1)
         if len(tries) == 1:
             raise pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query")
+        assert retried  # the second try knows it follows a loss
         return "done"
     assert db.retry_connection_loss(lost_once, "t") == "done" and len(tries) == 2
 

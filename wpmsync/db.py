@@ -92,14 +92,15 @@ def connect(config: Config, password: str | None = None) -> pymysql.connections.
     return conn
 
 
-def retry_connection_loss(work: Callable[[], T], what: str) -> T:
-    """Run ``work()`` (which opens its own connection) again when the connection was lost under
-    it (``CONNECTION_ERRORS``), up to ``CONNECT_ATTEMPTS`` times, backing off. For work that is
-    idempotent and resumes where it stopped (a queue batch): its open transaction was rolled
-    back by the server, its locks freed with the connection."""
+def retry_connection_loss(work: Callable[[bool], T], what: str) -> T:
+    """Run ``work(retried)`` (which opens its own connection) again when the connection was lost
+    under it (``CONNECTION_ERRORS``), up to ``CONNECT_ATTEMPTS`` times, backing off; ``retried``
+    tells a try after a loss from the first. For work that is idempotent and resumes where it
+    stopped (a queue batch): its open transaction was rolled back by the server, its locks freed
+    with the connection."""
     for attempt in range(1, CONNECT_ATTEMPTS + 1):
         try:
-            return work()
+            return work(attempt > 1)
         except pymysql.MySQLError as exc:
             if not connection_error(exc) or attempt == CONNECT_ATTEMPTS:
                 raise

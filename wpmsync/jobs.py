@@ -28,8 +28,8 @@ from . import db, journal, watermarks
 from . import outbox as outbox_table
 from .db import named_locks, transaction
 from .errors import Conflict, NotFound, QueueUnreachable
-from .journal import Change
-from .memberships import Batch, Outcome
+from .journal import Change, UndoOutcome
+from .memberships import Batch, Outcome, preview
 from .schema import Network
 
 # Previews too large for one HTTP request, run by the queue like syncs: a plan (what a sync
@@ -549,8 +549,6 @@ def _plan_batch(engine: Any, job_id: str, seq: int, batch: Batch) -> Outcome | N
     """One batch of a plan: what a sync of its range would add (``memberships.preview``),
     added to the job's ``result.plan`` in the same transaction that marks the batch done (the
     job's row locked, so parallel batches add up; a second copy finds the batch done)."""
-    from .memberships import preview
-
     part = preview(engine.conn, engine.network, batch.blog_ids, [(batch.first_user, batch.last_user)],
                    force=batch.force)
     t = engine.network.tables
@@ -573,8 +571,6 @@ def start_undo_preview(engine: Any, of: str, send: Any, *, trigger: str | None =
     """A preview of an undo too large for one request: a job of kind ``undo_preview`` whose
     queue messages preview one user-id range each (``handle_undo_preview``); the status's
     ``result.preview`` grows as they run."""
-    from .journal import UndoOutcome
-
     empty = UndoOutcome(job_id=None, undo_of=of, dry_run=True).to_dict()
     job = create(engine.conn, engine.network, UNDO_PREVIEW, [], [], trigger=trigger,
                  result={"undo_of": of, "next_user": 0, "preview": empty})
@@ -590,8 +586,6 @@ def handle_undo_preview(engine: Any, job_id: str, of: str, from_user: int, send:
     """One range of an undo preview, added to the job's result, then the message for the next
     range (or the job finishes). A step whose range is not the one the job waits for (a copy
     of a message already handled) adds nothing."""
-    from .journal import UndoOutcome
-
     t = engine.network.tables
     with engine.conn.cursor() as cur:
         reason = stopped(cur, engine.network, job_id)
